@@ -1,0 +1,1 @@
+"""Training and export pipeline: corpus -> PyTorch model -> ONNX model directory (imports torch)."""

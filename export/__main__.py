@@ -1,0 +1,24 @@
+"""`python -m export {train,onnx,evaluate}`: the training and export pipeline."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    from . import evaluate, onnx_export, train
+
+    p = argparse.ArgumentParser(prog="python -m export", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    commands = {"train": (train, "train tokenizers and the model on a TSV corpus"),
+                "onnx": (onnx_export, "export a checkpoint to an ONNX model directory (parity-checked)"),
+                "evaluate": (evaluate, "BLEU/chrF of a model directory through the serving engine")}
+    for name, (mod, help_) in commands.items():
+        mod.add_args(sub.add_parser(name, help=help_))
+    args = p.parse_args(argv)
+    commands[args.cmd][0].run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""`python -m export onnx`: checkpoint -> encoder.onnx + decoder_step.onnx + tokenizers + model.json.
+
+Checks before it saves: the ONNX checker, then parity with PyTorch on fixed sentences (log-probs within
+1e-4 along the greedy path, identical greedy output through the service's own engine). Refuses to
+overwrite an existing model directory without --force, like CTranslate2's converter.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .model import Seq2Seq, Seq2SeqConfig
+
+OPSET = 17
+FORMAT_VERSION = 1
+PARITY_TOLERANCE = 1e-4
+PARITY_SENTENCES = [
+    "How are you?", "I love you.", "Tom doesn't know what to do.", "Where is the station?",
+    "It's raining.", "We have to talk about what happened yesterday at school.", "Thank you very much!",
+    "Can you help me?",
+]
+ATTRIBUTION = "Sentence pairs from the Tatoeba project (https://tatoeba.org), CC-BY 2.0 FR."
+
+
+class EncoderGraph(nn.Module):
+    def __init__(self, model: Seq2Seq):
+        super().__init__()
+        self.encoder = model.encoder
+
+    def forward(self, src):                          # (B, S) int64
+        return self.encoder(src)                     # enc (B,S,2H), keys (B,S,A), mask (B,S), state (B,L,K,Hd)
+
+
+class DecoderStepGraph(nn.Module):
+    def __init__(self, model: Seq2Seq):
+        super().__init__()
+        self.decoder = model.decoder
+
+    def forward(self, y_prev, state, enc, keys, mask):
+        logits, new_state, attn = self.decoder.step(y_prev, state, enc, keys, mask)
+        return torch.log_softmax(logits, dim=-1), new_state, attn   # (B,V), (B,L,K,Hd), (B,S)
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="training run directory (best.pt, tokenizers, test.tsv)")
+    p.add_argument("--out", required=True, help="model directory to write, e.g. models/eng-pol")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
+    p.add_argument("--version", default=None, help="model version (default: today's date)")
+    p.add_argument("--no-eval", action="store_true", help="skip the BLEU/chrF evaluation on the run's test split")
+    p.add_argument("--eval-beam", type=int, default=5)
+
+
+def load_checkpoint(run_dir: Path) -> tuple[Seq2Seq, dict]:
+    ck = torch.load(run_dir / "best.pt", weights_only=False)
+    model = Seq2Seq(Seq2SeqConfig(**ck["config"]))
+    model.load_state_dict(ck["model"])
+    return model.eval(), ck
+
+
+def export_graphs(model: Seq2Seq, out: Path) -> None:
+    import onnx
+
+    cfg = model.cfg
+    src = torch.tensor([[5, 6, 7, cfg.eos_id], [8, 9, cfg.eos_id, cfg.pad_id]])
+    with torch.no_grad():
+        enc, keys, mask, state = model.encoder(src)
+    torch.onnx.export(EncoderGraph(model).eval(), (src,), str(out / "encoder.onnx"), dynamo=False, opset_version=OPSET,
+                      input_names=["src"], output_names=["enc", "keys", "mask", "state"],
+                      dynamic_axes={"src": {0: "batch", 1: "src_len"}, "enc": {0: "batch", 1: "src_len"},
+                                    "keys": {0: "batch", 1: "src_len"}, "mask": {0: "batch", 1: "src_len"},
+                                    "state": {0: "batch"}})
+    y = torch.tensor([cfg.bos_id, cfg.bos_id])
+    torch.onnx.export(DecoderStepGraph(model).eval(), (y, state, enc, keys, mask), str(out / "decoder_step.onnx"),
+                      dynamo=False, opset_version=OPSET,
+                      input_names=["y_prev", "state", "enc", "keys", "mask"],
+                      output_names=["logprobs", "new_state", "attention"],
+                      dynamic_axes={"y_prev": {0: "batch"}, "state": {0: "batch"}, "enc": {0: "batch", 1: "src_len"},
+                                    "keys": {0: "batch", 1: "src_len"}, "mask": {0: "batch", 1: "src_len"},
+                                    "logprobs": {0: "batch"}, "new_state": {0: "batch"},
+                                    "attention": {0: "batch", 1: "src_len"}})
+    for name in ("encoder.onnx", "decoder_step.onnx"):
+        onnx.checker.check_model(onnx.load(str(out / name)), full_check=True)
+
+
+def check_parity(model: Seq2Seq, model_dir: Path, sentences=PARITY_SENTENCES) -> dict:
+    """Torch vs ONNX on fixed sentences; raises if they disagree. Uses the service's own engine."""
+    from service.translator import Translator
+
+    tr = Translator(model_dir, provider="cpu")
+    max_diff, greedy_same = 0.0, True
+    for text in sentences:
+        ids = tr.encode_source(text)
+        src = torch.tensor([ids])
+        ref = model.greedy(src, max_len=tr.max_length_for(len(ids)))[0]
+        ours = tr.translate_batch([text])[0].hypotheses[0].tokens
+        greedy_same &= ours == [tr.sp_tgt.id_to_piece(x) for x in ref]
+        # log-probs along the reference path, step by step, torch vs onnxruntime
+        with torch.no_grad():
+            enc, keys, mask, state = model.encoder(src)
+        o_enc, o_keys, o_mask, o_state = tr.runtime.encode(src.numpy())
+        y = [model.cfg.bos_id] + ref
+        for tok in y[:len(ref) + 1]:
+            with torch.no_grad():
+                logits, state, _ = model.decoder.step(torch.tensor([tok]), state, enc, keys, mask)
+            o_logp, o_state, _ = tr.runtime.step(np.array([tok], dtype=np.int64), o_state, o_enc, o_keys, o_mask)
+            diff = float(np.abs(torch.log_softmax(logits, -1).numpy() - o_logp).max())
+            max_diff = max(max_diff, diff)
+    batch = tr.translate_batch(sentences)
+    batch_same = [r.text for r in batch] == [tr.translate_batch([s])[0].text for s in sentences]
+    report = {"sentences": len(sentences), "max_abs_logprob_diff": max_diff, "greedy_identical": bool(greedy_same),
+              "batch_equals_single": bool(batch_same), "tolerance": PARITY_TOLERANCE}
+    if max_diff >= PARITY_TOLERANCE or not greedy_same:
+        raise RuntimeError(f"ONNX parity check failed, not writing the model: {report}")
+    return report
+
+
+def run(args) -> Path:
+    run_dir, out = Path(args.run), Path(args.out)
+    if out.exists() and not args.force:
+        raise SystemExit(f"{out} exists; pass --force to overwrite it")
+    model, ck = load_checkpoint(run_dir)
+    cfg = model.cfg
+    tmp = out.parent / f".{out.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        export_graphs(model, tmp)
+        shutil.copy(run_dir / "spm_en.model", tmp / "source.spm.model")
+        shutil.copy(run_dir / "spm_pl.model", tmp / "target.spm.model")
+        for extra in ("test.tsv", "loss_curve.png"):
+            if (run_dir / extra).exists():
+                shutil.copy(run_dir / extra, tmp / extra)
+        history = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").exists() else []
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "name": out.name,
+            "version": args.version or dt.date.today().isoformat(),
+            "task": {"source": "en", "target": "pl"},
+            "architecture": {
+                "type": "attention-seq2seq", "encoder": f"bidirectional {cfg.cell.upper()}",
+                "attention": "additive (Bahdanau)", "decoder": f"{cfg.cell.upper()} with context fed to its input",
+                "cell": cfg.cell, "emb": cfg.emb, "enc_hidden": cfg.enc_hidden, "dec_hidden": cfg.dec_hidden,
+                "attn": cfg.attn, "enc_layers": cfg.enc_layers, "dec_layers": cfg.dec_layers,
+                "decoder_state_shape": [cfg.dec_layers, cfg.state_parts, cfg.dec_hidden],
+                "parameters": model.num_params(),
+            },
+            "vocab": {"source_size": cfg.src_vocab, "target_size": cfg.tgt_vocab, "pad_id": cfg.pad_id,
+                      "bos_id": cfg.bos_id, "eos_id": cfg.eos_id, "unk_id": 3},
+            "files": {"encoder": "encoder.onnx", "decoder_step": "decoder_step.onnx",
+                      "source_tokenizer": "source.spm.model", "target_tokenizer": "target.spm.model",
+                      "test_set": "test.tsv"},
+            "onnx": {"opset": OPSET, "exporter": f"torch.onnx (TorchScript) torch {torch.__version__}",
+                     "encoder": {"inputs": ["src"], "outputs": ["enc", "keys", "mask", "state"]},
+                     "decoder_step": {"inputs": ["y_prev", "state", "enc", "keys", "mask"],
+                                      "outputs": ["logprobs", "new_state", "attention"]}},
+            "tokenizer": {"library": "sentencepiece", "model_type": "unigram"},
+            "training": {"data": "Tatoeba eng-pol (manythings.org Anki export)", "license": "CC-BY 2.0 FR",
+                         "attribution": ATTRIBUTION, "best_epoch": ck.get("epoch"),
+                         "epochs_run": len(history), "val_loss": ck.get("val_loss"),
+                         "split": "by English sentence, seeded; test split in test.tsv"},
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        meta["parity"] = check_parity(model, tmp)
+        print(f"parity ok: {meta['parity']}", flush=True)
+        if not args.no_eval and (tmp / "test.tsv").exists():
+            from .evaluate import evaluate
+
+            meta["quality"] = evaluate(tmp, tmp / "test.tsv", beam=args.eval_beam)
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    print(f"wrote {out}", flush=True)
+    return out

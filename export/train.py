@@ -1,0 +1,193 @@
+"""`python -m export train`: corpus -> split -> tokenizers -> trained checkpoint (+ loss curve)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .data import (PAD, collate, encode_pairs, make_batches, read_tsv, split_by_source,
+                   train_tokenizer, write_tsv)
+from .model import Seq2Seq, Seq2SeqConfig
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="English<TAB>Polish corpus (e.g. ../shared/data/eng-pol.tsv)")
+    p.add_argument("--out", required=True, help="run directory: split, tokenizers, checkpoints, curves")
+    p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    p.add_argument("--vocab", type=int, default=4000, help="subword vocabulary per language")
+    p.add_argument("--emb", type=int, default=256)
+    p.add_argument("--enc-hidden", type=int, default=256)
+    p.add_argument("--dec-hidden", type=int, default=512)
+    p.add_argument("--attn", type=int, default=256)
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping threshold")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--patience", type=int, default=3, help="early stopping: epochs without val-loss gain")
+    p.add_argument("--max-minutes", type=float, default=0, help="stop after the epoch that passes this budget")
+    p.add_argument("--max-len", type=int, default=60, help="drop training pairs longer than this (tokens)")
+    p.add_argument("--val", type=int, default=1000, help="English sentences held out for validation")
+    p.add_argument("--test", type=int, default=1500, help="English sentences held out for test")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--quiet", action="store_true", help="no per-batch progress bar")
+
+
+def prepare(args, out: Path):
+    """Split and tokenizers: created once, reused on --resume (the split is saved beside the checkpoint)."""
+    if not (out / "train.tsv").exists():
+        pairs = read_tsv(args.data)
+        train, val, test = split_by_source(pairs, args.val, args.test, args.seed)
+        for name, part in (("train", train), ("val", val), ("test", test)):
+            write_tsv(out / f"{name}.tsv", part)
+        train_tokenizer([p[0] for p in train], out / "spm_en", args.vocab)
+        train_tokenizer([p[1] for p in train], out / "spm_pl", args.vocab)
+        print(f"split: {len(train)} train / {len(val)} val / {len(test)} test pairs (seed {args.seed})", flush=True)
+    import sentencepiece as spm
+
+    sp_en = spm.SentencePieceProcessor(model_file=str(out / "spm_en.model"))
+    sp_pl = spm.SentencePieceProcessor(model_file=str(out / "spm_pl.model"))
+    return sp_en, sp_pl, read_tsv(out / "train.tsv"), read_tsv(out / "val.tsv")
+
+
+def batch_loss(model, src, tin, tout, smoothing: float):
+    logits = model(src, tin)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tout.reshape(-1),
+                           ignore_index=PAD, label_smoothing=smoothing)
+
+
+@torch.no_grad()
+def evaluate_loss(model, examples, batch_size: int) -> float:
+    """Validation loss: plain cross-entropy per target token (no smoothing)."""
+    model.eval()
+    total, tokens = 0.0, 0
+    for idx in make_batches(examples, batch_size, None):
+        src, tin, tout = collate(examples, idx)
+        n = int((tout != PAD).sum())
+        total += batch_loss(model, src, tin, tout, 0.0).item() * n
+        tokens += n
+    model.train()
+    return total / max(tokens, 1)
+
+
+@torch.no_grad()
+def sample_chrf(model, pairs, sp_en, sp_pl, n: int = 300) -> float:
+    """Greedy chrF on the first n validation pairs, with the PyTorch reference decoder."""
+    import sacrebleu
+
+    model.eval()
+    hyps, refs = [], []
+    pairs = pairs[:n]
+    for i in range(0, len(pairs), 64):
+        chunk = pairs[i:i + 64]
+        ids = [s + [2] for s in sp_en.encode([p[0] for p in chunk])]
+        S = max(map(len, ids))
+        src = torch.tensor([s + [PAD] * (S - len(s)) for s in ids])
+        hyps += [sp_pl.decode(h) for h in model.greedy(src, max_len=2 * S + 10)]
+        refs += [p[1] for p in chunk]
+    model.train()
+    return sacrebleu.corpus_chrf(hyps, [refs]).score
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train (label-smoothed)")
+    ax[0].plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("cross-entropy per token"); ax[0].legend(); ax[0].grid(alpha=.3)
+    ax[1].plot(ep, [h["val_chrf"] for h in history], "o-", color="C2")
+    ax[1].set_xlabel("epoch"); ax[1].set_ylabel("greedy chrF (300 val pairs)"); ax[1].grid(alpha=.3)
+    fig.suptitle("eng→pol attention seq2seq training")
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+
+
+def run(args) -> Path:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sp_en, sp_pl, train_pairs, val_pairs = prepare(args, out)
+    train = encode_pairs(train_pairs, sp_en, sp_pl, args.max_len)
+    val = encode_pairs(val_pairs, sp_en, sp_pl, 10_000)
+
+    cfg = Seq2SeqConfig(src_vocab=sp_en.get_piece_size(), tgt_vocab=sp_pl.get_piece_size(), emb=args.emb,
+                        enc_hidden=args.enc_hidden, dec_hidden=args.dec_hidden, attn=args.attn,
+                        cell=args.cell, dropout=args.dropout)
+    model = Seq2Seq(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    history, start_epoch, best, bad = [], 1, math.inf, 0
+    if args.resume and (out / "last.pt").exists():
+        ck = torch.load(out / "last.pt", weights_only=False)
+        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); sched.load_state_dict(ck["sched"])
+        history, start_epoch, best, bad = ck["history"], ck["epoch"] + 1, ck["best"], ck["bad"]
+        print(f"resumed after epoch {ck['epoch']} (best val loss {best:.3f})", flush=True)
+    print(f"model: {cfg.cell}, {model.num_params() / 1e6:.2f}M parameters; {len(train)} training pairs", flush=True)
+
+    t_start = time.time()
+    rng = random.Random(args.seed + start_epoch)
+    for epoch in range(start_epoch, args.epochs + 1):
+        if bad >= args.patience:
+            break
+        t0, seen_tokens, total = time.time(), 0, 0.0
+        batches = make_batches(train, args.batch_size, rng)
+        bar = None
+        if not args.quiet:
+            from tqdm import tqdm
+            bar = tqdm(batches, desc=f"epoch {epoch}", file=sys.stdout, mininterval=5, ncols=100)
+        for i, idx in enumerate(bar or batches):
+            src, tin, tout = collate(train, idx)
+            loss = batch_loss(model, src, tin, tout, args.label_smoothing)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            total += loss.item()
+            seen_tokens += int((tout != PAD).sum())
+            if bar is not None and i % 20 == 0:
+                bar.set_postfix(loss=f"{total / (i + 1):.3f}", tok_s=f"{seen_tokens / (time.time() - t0):.0f}")
+        if bar is not None:
+            bar.close()
+        val_loss = evaluate_loss(model, val, 128)
+        chrf = sample_chrf(model, val_pairs, sp_en, sp_pl)
+        sched.step(val_loss)
+        dt = time.time() - t0
+        history.append(dict(epoch=epoch, train_loss=total / len(batches), val_loss=val_loss, val_chrf=chrf,
+                            lr=opt.param_groups[0]["lr"], seconds=dt, tokens_per_s=seen_tokens / dt))
+        if val_loss < best - 1e-4:
+            best, bad = val_loss, 0
+            torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch,
+                        "val_loss": val_loss, "val_chrf": chrf}, out / "best.pt")
+        else:
+            bad += 1
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "config": cfg.to_dict(), "epoch": epoch, "history": history, "best": best, "bad": bad},
+                   out / "last.pt")
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        plot_curves(history, out / "loss_curve.png")
+        elapsed = time.time() - t_start
+        left = (args.epochs - epoch) * elapsed / (epoch - start_epoch + 1)
+        print(f"epoch {epoch}: train {history[-1]['train_loss']:.3f}  val {val_loss:.3f}  chrF {chrf:.1f}  "
+              f"{seen_tokens / dt:.0f} tok/s  {dt / 60:.1f} min  lr {opt.param_groups[0]['lr']:.1e}  "
+              f"ETA <= {left / 60:.0f} min{'  (best)' if bad == 0 else ''}", flush=True)
+        if args.max_minutes and elapsed > args.max_minutes * 60:
+            print(f"time budget of {args.max_minutes} min reached", flush=True)
+            break
+    if bad >= args.patience:
+        print(f"early stop: no validation gain for {args.patience} epochs", flush=True)
+    return out

@@ -1,0 +1,40 @@
+"""One error hierarchy, mapped to HTTP status in one place (app.py's exception handler)."""
+from __future__ import annotations
+
+
+class TranslatorError(Exception):
+    """Base: `status` is the HTTP status, `kind` a machine-readable type, str(e) the message for users."""
+
+    status = 500
+    kind = "internal_error"
+
+
+class InvalidInput(TranslatorError):
+    status = 400
+    kind = "invalid_input"
+
+
+class PayloadTooLarge(TranslatorError):
+    status = 413
+    kind = "payload_too_large"
+
+
+class Overloaded(TranslatorError):
+    status = 503
+    kind = "overloaded"
+
+
+class TimedOut(TranslatorError):
+    status = 504
+    kind = "timeout"
+
+
+class ModelError(TranslatorError):
+    """The model failed while decoding (not the user's fault)."""
+
+    status = 500
+    kind = "model_error"
+
+
+class ModelLoadError(TranslatorError):
+    """The model directory is missing, incomplete or inconsistent (raised at start-up)."""
