@@ -1,0 +1,42 @@
+"""Every Prometheus metric of the service, in one place (names in the style of TGI and Triton).
+
+Module-level objects on prometheus_client's default registry: importing this module again, or creating
+several apps in one process (the tests do), reuses them. Litestar's own HTTP metrics (`litestar_*`, paths
+grouped by route template) come from `prometheus_config`; `GET /metrics` is `PrometheusController`.
+"""
+from __future__ import annotations
+
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+REQUEST_DURATION = Histogram(
+    "translator_request_duration_seconds", "POST /translate: from the handler's start to its answer (any outcome)",
+    buckets=LATENCY_BUCKETS)
+QUEUE_DURATION = Histogram(
+    "translator_queue_duration_seconds", "time a request waited in the queue before the model took it",
+    buckets=LATENCY_BUCKETS)
+INFERENCE_DURATION = Histogram(
+    "translator_inference_duration_seconds", "time in the model per batch, by stage "
+    "(decode currently covers the whole translate_batch call: tokenize + encode + search)",
+    ["stage"], buckets=LATENCY_BUCKETS)
+BATCH_SIZE = Histogram("translator_batch_size", "sentences decoded together in one batch", buckets=SIZE_BUCKETS)
+GENERATED_TOKENS = Histogram(
+    "translator_generated_tokens", "target subword tokens of the best hypothesis, per sentence (incl. </s>)",
+    buckets=SIZE_BUCKETS)
+INPUT_TOKENS = Histogram("translator_input_tokens", "source subword tokens per sentence (incl. </s>)",
+                         buckets=SIZE_BUCKETS)
+REQUESTS = Counter("translator_requests_total", "POST /translate requests by HTTP status", ["status"])
+QUEUE_SIZE = Gauge("translator_queue_size", "sentences waiting for the model")
+ACTIVE_SEQUENCES = Gauge("translator_active_sequences", "sentences the model is decoding now")
+
+INFERENCE_DURATION.labels(stage="decode")   # exported from the start: dashboards see zeros, not gaps
+
+prometheus_config = PrometheusConfig(app_name="translator", prefix="litestar", group_path=True,
+                                     exclude=["^/metrics$"])
+
+__all__ = ["ACTIVE_SEQUENCES", "BATCH_SIZE", "GENERATED_TOKENS", "INFERENCE_DURATION", "INPUT_TOKENS",
+           "QUEUE_DURATION", "QUEUE_SIZE", "REQUESTS", "REQUEST_DURATION", "PrometheusController",
+           "prometheus_config"]

@@ -1,0 +1,71 @@
+"""The synchronous core: greedy/beam search, batching, attention, GRU end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from export import onnx_export
+from service.errors import InvalidInput
+from service.translator import Translator
+
+SENTENCES = ["How are you?", "I see a cat.", "We have the book too.", "Where is the station?", "Thank you.",
+             "They like a dog.", "You have the car too.", "It's raining.", "Help me!", "I don't know."]
+
+
+def test_greedy_equals_torch_reference_and_beam_one(run_dir, translator):
+    model, _ = onnx_export.load_checkpoint(run_dir)
+    for s in SENTENCES:
+        ids = translator.encode_source(s)
+        ref = model.greedy(torch.tensor([ids]), max_len=translator.max_length_for(len(ids)))[0]
+        ours = translator.translate_batch([s], beam_size=1)[0].hypotheses[0]
+        assert ours.tokens == [translator.sp_tgt.id_to_piece(x) for x in ref]
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_batch_decoding_equals_one_by_one(translator, beam):
+    batch = translator.translate_batch(SENTENCES, beam_size=beam, num_hypotheses=beam)
+    for s, r in zip(SENTENCES, batch):
+        single = translator.translate_batch([s], beam_size=beam, num_hypotheses=beam)[0]
+        assert [h.text for h in r.hypotheses] == [h.text for h in single.hypotheses]
+        assert np.allclose([h.score for h in r.hypotheses], [h.score for h in single.hypotheses], atol=1e-4)
+
+
+def test_beam_search_nbest_is_sorted_and_learned(translator):
+    r = translator.translate_batch(["I see a cat."], beam_size=4, num_hypotheses=3)[0]
+    assert len(r.hypotheses) == 3 and len({h.text for h in r.hypotheses}) == 3
+    scores = [h.score for h in r.hypotheses]
+    assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)
+    assert r.text == "Ja widzę kota."          # the tiny model learned its corpus
+
+
+def test_output_length_is_bounded_by_the_input(translator):
+    r = translator.translate_batch(["cat"] * 1, max_decoding_length=3)[0]
+    assert len(r.hypotheses[0].tokens) <= 3
+    assert translator.max_length_for(4) == 18
+
+
+def test_attention_rows_are_distributions(translator):
+    r = translator.translate_batch(["We have the book too."], beam_size=2, return_attention=True)[0]
+    h = r.hypotheses[0]
+    w = np.array(h.attention)
+    assert w.shape == (len(h.tokens) + 1, len(r.source_tokens)) and r.source_tokens[-1] == "</s>"
+    assert np.allclose(w.sum(1), 1.0, atol=1e-4)
+
+
+def test_empty_and_invalid_requests(translator):
+    res = translator.translate_batch(["", "  ", "Thank you."])
+    assert [r.text for r in res[:2]] == ["", ""] and res[2].text
+    with pytest.raises(InvalidInput):
+        translator.translate_batch(["x"], beam_size=0)
+    with pytest.raises(InvalidInput):
+        translator.translate_batch(["x"], beam_size=2, num_hypotheses=3)
+    with pytest.raises(InvalidInput, match="exceeds the limit"):
+        translator.translate_batch(["cat " * 400])
+
+
+def test_gru_model_end_to_end(gru_model_dir):
+    tr = Translator(gru_model_dir, provider="cpu", intra_threads=1)
+    assert tr.info.raw["architecture"]["cell"] == "gru" and tr.info.state_shape[1] == 1
+    res = tr.translate_batch(SENTENCES[:4], beam_size=2)
+    assert all(r.text for r in res)
