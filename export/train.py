@@ -182,6 +182,8 @@ def run(args) -> Path:
         plot_curves(history, out / "loss_curve.png")
         elapsed = time.time() - t_start
         left = (args.epochs - epoch) * elapsed / (epoch - start_epoch + 1)
+        if args.max_minutes:
+            left = max(0.0, min(left, args.max_minutes * 60 - elapsed))
         print(f"epoch {epoch}: train {history[-1]['train_loss']:.3f}  val {val_loss:.3f}  chrF {chrf:.1f}  "
               f"{seen_tokens / dt:.0f} tok/s  {dt / 60:.1f} min  lr {opt.param_groups[0]['lr']:.1e}  "
               f"ETA <= {left / 60:.0f} min{'  (best)' if bad == 0 else ''}", flush=True)

@@ -24,7 +24,7 @@ INFERENCE_DURATION = Histogram(
     ["stage"], buckets=LATENCY_BUCKETS)
 BATCH_SIZE = Histogram("translator_batch_size", "sentences decoded together in one batch", buckets=SIZE_BUCKETS)
 GENERATED_TOKENS = Histogram(
-    "translator_generated_tokens", "target subword tokens of the best hypothesis, per sentence (incl. </s>)",
+    "translator_generated_tokens", "target subword tokens of the best hypothesis, per sentence",
     buckets=SIZE_BUCKETS)
 INPUT_TOKENS = Histogram("translator_input_tokens", "source subword tokens per sentence (incl. </s>)",
                          buckets=SIZE_BUCKETS)

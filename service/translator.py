@@ -84,85 +84,142 @@ class Translator:
             if len(s) > self.max_source_tokens:
                 raise InvalidInput(f"text of {len(s)} subword tokens exceeds the limit of {self.max_source_tokens}")
         results: list[TranslationResult | None] = [None] * len(texts)
-        todo = [i for i, s in enumerate(ids) if s]
+        seqs = []
         for i, s in enumerate(ids):
-            if not s:
+            if s:
+                seqs.append(Sequence(s, beam_size, num_hypotheses, return_attention, length_penalty,
+                                     max_decoding_length or self.max_length_for(len(s)), tag=i))
+            else:
                 results[i] = TranslationResult([Hypothesis("", 0.0, [], [] if return_attention else None)])
-        if todo:
-            hyps = self._search([ids[i] for i in todo], beam_size, num_hypotheses, return_attention,
-                                length_penalty, max_decoding_length)
-            for i, h in zip(todo, hyps):
-                results[i] = TranslationResult(h, [self.sp_src.id_to_piece(x) for x in ids[i]])
+        if seqs:
+            batch = DecodeBatch(self)
+            batch.add(seqs)
+            while batch.rows:
+                batch.step()
+            for seq in seqs:
+                results[seq.tag] = seq.result
         return results  # type: ignore[return-value]
 
-    # -- search ---------------------------------------------------------------------------------
-    def _search(self, src_ids, k, nbest, want_attn, lp, max_len_override):
-        """Batched beam search (k = 1 is greedy). Returns, per sentence, its n-best Hypothesis list."""
-        eos, B = self.info.eos_id, len(src_ids)
-        lens = np.array([len(s) for s in src_ids])
-        src = np.full((B, lens.max()), self.info.pad_id, dtype=np.int64)
-        for b, s in enumerate(src_ids):
-            src[b, :len(s)] = s
-        enc, keys, mask, state = self.runtime.encode(src)
-        max_len = [max_len_override or self.max_length_for(n) for n in lens]
 
-        sent = np.arange(B)                                  # sentence of each group of k rows
-        rows = np.repeat(sent, k)
-        enc, keys, mask, state = enc[rows], keys[rows], mask[rows], state[rows]
-        score = np.tile(np.array([0.0] + [-math.inf] * (k - 1)), B)   # (R,) running log-prob per row
-        toks: list[list[int]] = [[] for _ in rows]
-        attn: list[list[np.ndarray]] = [[] for _ in rows]
-        y = np.full(len(rows), self.info.bos_id, dtype=np.int64)
-        finished: list[list[tuple[float, list[int], list]]] = [[] for _ in range(B)]
+class Sequence:
+    """One sentence being decoded with beam k (k = 1 is greedy): it occupies k rows of a DecodeBatch."""
 
-        for t in range(1, max(max_len) + 1):
-            logp, state, a = self.runtime.step(y, state, enc, keys, mask)
-            n = len(sent)
-            V = logp.shape[1]
-            cand = (score[:, None] + logp).reshape(n, k * V)                      # (n, k*V)
+    def __init__(self, src_ids: list[int], k: int = 1, nbest: int = 1, want_attn: bool = False,
+                 length_penalty: float = 1.0, max_len: int = 100, tag=None):
+        self.src_ids, self.k, self.nbest, self.want_attn = src_ids, k, nbest, want_attn
+        self.lp, self.max_len, self.tag = length_penalty, max_len, tag
+        self.t = 0                                                  # decoder steps taken
+        self.finished: list[tuple[float, list[int], list | None]] = []
+        self.result: TranslationResult | None = None
+
+
+class DecodeBatch:
+    """Rows decoded together, one decoder step at a time. Sequences can be added between steps (one encoder
+    run for all newcomers) and are dropped the step they finish, TGI-style concatenate/filter: this is what
+    both `translate_batch` and a continuous-batching scheduler run."""
+
+    def __init__(self, translator: "Translator"):
+        self.tr = translator
+        self.seqs: list[Sequence] = []          # in row order; each owns seq.k consecutive rows
+        self.rows = 0
+        self.state = self.enc = self.keys = self.mask = self.y = self.score = None
+        self.toks: list[list[int]] = []         # per row: tokens so far
+        self.attn: list[list[np.ndarray]] = []  # per row: attention rows so far (only for want_attn)
+
+    def add(self, seqs: list[Sequence]) -> None:
+        info = self.tr.info
+        S = max(len(q.src_ids) for q in seqs)
+        src = np.full((len(seqs), S), info.pad_id, dtype=np.int64)
+        for b, q in enumerate(seqs):
+            src[b, :len(q.src_ids)] = q.src_ids
+        enc, keys, mask, state = self.tr.runtime.encode(src)
+        rep = np.repeat(np.arange(len(seqs)), [q.k for q in seqs])
+        new = [enc[rep], keys[rep], mask[rep], state[rep]]
+        score = np.concatenate([[0.0] + [-math.inf] * (q.k - 1) for q in seqs])
+        if self.rows:
+            S = max(S, self.enc.shape[1])
+            old = [_pad_to(self.enc, S), _pad_to(self.keys, S), _pad_to(self.mask, S), self.state]
+            new = [np.concatenate([o, _pad_to(n, S) if n.ndim < 4 else n]) for o, n in zip(old, new)]
+            score = np.concatenate([self.score, score])
+            y = np.concatenate([self.y, np.full(len(rep), info.bos_id, dtype=np.int64)])
+        else:
+            y = np.full(len(rep), info.bos_id, dtype=np.int64)
+        self.enc, self.keys, self.mask, self.state = new
+        self.score, self.y = score, y
+        self.seqs += seqs
+        self.rows += len(rep)
+        self.toks += [[] for _ in rep]
+        self.attn += [[] for _ in rep]
+
+    def step(self) -> list[Sequence]:
+        """One decoder step for every row; returns the sequences that finished (their .result is set)."""
+        eos = self.tr.info.eos_id
+        logp, state, a = self.tr.runtime.step(self.y, self.state, self.enc, self.keys, self.mask)
+        V = logp.shape[1]
+        cand_all = self.score[:, None] + logp                              # (R, V)
+        greedy_pick = cand_all.argmax(1)                                   # used by the k = 1 rows
+        keep_seqs, keep_rows, origins, new_tok, new_score, done = [], [], [], [], [], []
+        new_toks, new_attn = [], []
+        off = 0
+        for q in self.seqs:
+            k = q.k
+            q.t += 1
             if k == 1:
-                top = cand.argmax(1)[:, None]
+                top = [greedy_pick[off]]
+                cand = cand_all[off]
             else:
-                top = np.argpartition(-cand, 2 * k, axis=1)[:, :2 * k]
-                top = np.take_along_axis(top, np.argsort(-np.take_along_axis(cand, top, 1), 1), 1)
-            keep_groups, origins, new_tok, new_score = [], [], [], []
-            for g, b in enumerate(sent):
-                alive = []
-                for rank, c in enumerate(top[g]):
-                    o, tok, sc = g * k + c // V, int(c % V), float(cand[g, c])
-                    if tok == eos or t >= max_len[b]:
-                        if rank < k:   # an end counts only if it ranks among the k best
-                            path = toks[o] if tok == eos else toks[o] + [tok]
-                            att = attn[o] + [a[o]] if want_attn else None
-                            finished[b].append((sc / (len(path) + 1) ** lp, path, att))
-                    else:
-                        alive.append((o, tok, sc))
-                    if len(alive) == k:
-                        break
-                if len(finished[b]) >= k or t >= max_len[b] or not alive:
-                    continue
-                keep_groups.append(g)
+                cand = cand_all[off:off + k].ravel()                       # (k*V,)
+                top = np.argpartition(-cand, 2 * k)[:2 * k]
+                top = top[np.argsort(-cand[top])]
+            alive = []
+            for rank, c in enumerate(top):
+                o, tok, sc = off + c // V, int(c % V), float(cand[c])
+                if tok == eos or q.t >= q.max_len:
+                    if rank < k:   # an end counts only if it ranks among the k best
+                        path = self.toks[o] if tok == eos else self.toks[o] + [tok]
+                        att = self.attn[o] + [a[o]] if q.want_attn else None
+                        q.finished.append((sc / (len(path) + 1) ** q.lp, path, att))
+                else:
+                    alive.append((o, tok, sc))
+                if len(alive) == k:
+                    break
+            if len(q.finished) >= k or q.t >= q.max_len or not alive:
+                self._finish(q)
+                done.append(q)
+            else:
+                keep_seqs.append(q)
+                keep_rows.extend(range(off, off + k))
                 for o, tok, sc in alive:
                     origins.append(o); new_tok.append(tok); new_score.append(sc)
-            if not keep_groups:
-                break
-            origins = np.array(origins)
-            if len(keep_groups) < n:                          # drop finished sentences' rows
-                grows = (np.array(keep_groups)[:, None] * k + np.arange(k)).ravel()
-                smax = int(lens[sent[keep_groups]].max())     # and trim padding no one needs now
-                enc, keys, mask = enc[grows, :smax], keys[grows, :smax], mask[grows, :smax]
-                sent = sent[keep_groups]
-            state = state[origins]
-            toks = [toks[o] + [tok] for o, tok in zip(origins, new_tok)]
-            if want_attn:
-                attn = [attn[o] + [a[o]] for o in origins]
-            score = np.array(new_score)
-            y = np.array(new_tok, dtype=np.int64)
+                    new_toks.append(self.toks[o] + [tok])
+                    new_attn.append(self.attn[o] + [a[o]] if q.want_attn else [])
+            off += k
+        origins = np.array(origins, dtype=np.int64)
+        if done:                                # drop finished rows, and padding no one needs any more
+            rows = np.array(keep_rows, dtype=np.int64)
+            smax = max((len(q.src_ids) for q in keep_seqs), default=0)
+            self.enc, self.keys, self.mask = (x[rows, :smax] for x in (self.enc, self.keys, self.mask))
+            self.seqs = keep_seqs
+        # rows of one sequence share enc/keys/mask, so only the decoder state follows the beam origins
+        self.state = state[origins]
+        self.toks, self.attn = new_toks, new_attn
+        self.score = np.array(new_score, dtype=np.float64)
+        self.y = np.array(new_tok, dtype=np.int64)
+        self.rows = len(origins)
+        return done
 
-        out = []
-        for b in range(B):
-            best = sorted(finished[b], key=lambda h: -h[0])[:nbest]
-            out.append([Hypothesis(self.sp_tgt.decode(p), s, [self.sp_tgt.id_to_piece(x) for x in p],
-                                   [row[:lens[b]].tolist() for row in att] if want_attn else None)
-                        for s, p, att in best])
-        return out
+    def _finish(self, q: Sequence) -> None:
+        sp, n = self.tr.sp_tgt, len(q.src_ids)
+        best = sorted(q.finished, key=lambda h: -h[0])[:q.nbest]
+        hyps = [Hypothesis(sp.decode(p), s, [sp.id_to_piece(x) for x in p],
+                           [row[:n].tolist() for row in att] if att is not None else None) for s, p, att in best]
+        q.result = TranslationResult(hyps, [self.tr.sp_src.id_to_piece(x) for x in q.src_ids])
+
+
+def _pad_to(x: np.ndarray, S: int) -> np.ndarray:
+    """Pad axis 1 (source length) with zeros / False up to S."""
+    if x.shape[1] == S:
+        return x
+    pad = [(0, 0)] * x.ndim
+    pad[1] = (0, S - x.shape[1])
+    return np.pad(x, pad)

@@ -69,3 +69,25 @@ def test_gru_model_end_to_end(gru_model_dir):
     assert tr.info.raw["architecture"]["cell"] == "gru" and tr.info.state_shape[1] == 1
     res = tr.translate_batch(SENTENCES[:4], beam_size=2)
     assert all(r.text for r in res)
+
+
+def test_sequences_joining_a_running_batch_decode_as_if_alone(translator):
+    """The basis of continuous batching: rows are appended and dropped between steps."""
+    from service.translator import DecodeBatch, Sequence
+
+    def seq(s, beam):
+        ids = translator.encode_source(s)
+        return Sequence(ids, beam, beam, True, 1.0, translator.max_length_for(len(ids)), tag=(s, beam))
+
+    batch, done, waiting = DecodeBatch(translator), [], [seq(s, 1 + i % 3) for i, s in enumerate(SENTENCES)]
+    while waiting or batch.rows:
+        if waiting:
+            batch.add(waiting[:3])
+            waiting = waiting[3:]
+        done += batch.step()
+    assert len(done) == len(SENTENCES)
+    for q in done:
+        s, beam = q.tag
+        alone = translator.translate_batch([s], beam_size=beam, num_hypotheses=beam, return_attention=True)[0]
+        assert [h.text for h in q.result.hypotheses] == [h.text for h in alone.hypotheses]
+        assert np.allclose(q.result.hypotheses[0].attention, alone.hypotheses[0].attention, atol=1e-5)

@@ -1,0 +1,45 @@
+"""`python -m service [--model-dir DIR] [--port N] ...`: serve the API with uvicorn.
+
+Flags and TRANSLATOR_* variables are the same settings (see service/settings.py; `--help` lists them).
+The model is loaded BEFORE the port is bound, so a bad model directory or an unavailable provider ends the
+process at once with a one-line reason and exit status 1, instead of a server that never becomes ready.
+uvicorn picks uvloop and httptools when they are installed (the `serve` extra).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+
+import uvicorn
+
+from .app import create_app, load_translator
+from .errors import ModelLoadError
+from .settings import ENV_PREFIX, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = Settings.from_args(argv)
+    except ValueError as e:
+        print(f"python -m service: error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        translator = load_translator(settings)
+    except ModelLoadError as e:
+        print(f"python -m service: cannot load the model: {e}", file=sys.stderr)
+        return 1
+    common = dict(host=settings.host, port=settings.port, log_level=settings.log_level, loop="auto", http="auto")
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings, translator), **common)
+    else:   # each worker process builds its own app (and model) from the environment
+        del translator
+        os.environ.update({ENV_PREFIX + k.upper(): str(v) for k, v in dataclasses.asdict(settings).items()})
+        uvicorn.run("service.app:create_app_from_env", factory=True, workers=settings.workers, **common)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

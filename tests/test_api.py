@@ -1,0 +1,206 @@
+"""The HTTP API in-process (litestar TestClient, lifespan included) on the tiny model from conftest."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+from litestar.testing import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from service.translator import Translator
+
+SENTENCES = ["I see a cat.", "Thank you.", "Where is the station?"]
+
+
+@pytest.fixture(scope="module")
+def settings(model_dir) -> Settings:
+    return Settings(model_dir=model_dir, provider="cpu", intra_threads=1, max_texts=4, max_text_chars=200,
+                    max_beam=4)
+
+
+@pytest.fixture(scope="module")
+def client(settings):
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def metric(client, name: str, labels: str = "") -> float:
+    m = re.search(rf"^{re.escape(name + labels)} (\S+)$", client.get("/metrics").text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def translate(client, **body):
+    return client.post("/translate", json=body)
+
+
+# -- endpoints ---------------------------------------------------------------------------------------
+def test_health_languages_models_schema(client, model_dir):
+    assert client.get("/health/live").json() == {"status": "alive"}
+    assert client.get("/health/ready").status_code == 200
+    assert client.get("/languages").json() == [{"code": "en", "name": "English", "targets": ["pl"]},
+                                               {"code": "pl", "name": "Polish", "targets": []}]
+    (m,) = client.get("/v1/models").json()["models"]
+    assert m["name"] == model_dir.name and m["version"] == "test"
+    assert m["architecture"] == "attention-seq2seq" and m["cell"] == "lstm"
+    assert m["provider"] == "CPUExecutionProvider" and "bleu" in str(m["quality"]).lower()
+    r = client.get("/schema/openapi.json")
+    assert r.status_code == 200 and "/translate" in r.json()["paths"]
+    assert client.get("/schema").status_code == 200
+
+
+def test_not_ready_before_startup(settings):
+    client = TestClient(create_app(settings))   # no `with`: the lifespan (model load) has not run
+    r = client.get("/health/ready")
+    assert r.status_code == 503 and "Retry-After" in r.headers
+
+
+# -- POST /translate -----------------------------------------------------------------------------------
+def test_string_and_list_shapes_mirror_q(client):
+    one = translate(client, q=SENTENCES[0])
+    assert one.status_code == 200
+    assert isinstance(one.json()["translatedText"], str) and one.json()["translatedText"]
+    many = translate(client, q=SENTENCES, source="auto", target="pl")
+    assert many.status_code == 200
+    texts = many.json()["translatedText"]
+    assert isinstance(texts, list) and len(texts) == len(SENTENCES)
+    assert texts[0] == one.json()["translatedText"]          # batched equals alone
+    assert set(many.json()) == {"translatedText"}
+
+
+def test_empty_text(client):
+    assert translate(client, q="").json() == {"translatedText": ""}
+    assert translate(client, q=["", "  "]).json() == {"translatedText": ["", ""]}
+    assert translate(client, q=[]).json() == {"translatedText": []}
+
+
+def test_alternatives_and_beam(client):
+    body = translate(client, q=SENTENCES[0], alternatives=2).json()
+    assert len(body["alternatives"]) <= 2 and len(body["alternative_scores"]) == len(body["alternatives"])
+    assert all(isinstance(a, str) for a in body["alternatives"])
+    assert all(body["score"] >= s for s in body["alternative_scores"])   # best first
+    beam = translate(client, q=SENTENCES[:2], beam_size=3, alternatives=1).json()
+    assert len(beam["alternatives"]) == 2 and all(len(a) <= 1 for a in beam["alternatives"])
+    assert len(beam["score"]) == 2
+    plain_beam = translate(client, q=SENTENCES[0], beam_size=3).json()
+    assert set(plain_beam) == {"translatedText"}
+
+
+def test_beam_over_limit(client):
+    r = translate(client, q="Hi.", alternatives=4)            # needs beam 5 > max_beam 4
+    assert r.status_code == 400 and "4" in r.json()["error"] and "alternatives" in r.json()["error"]
+
+
+def test_attention(client):
+    body = translate(client, q=SENTENCES[2], return_attention=True).json()
+    att = body["attention"]
+    assert att["source_tokens"][-1] == "</s>"
+    assert len(att["weights"]) == len(att["target_tokens"]) > 0
+    for row in att["weights"]:
+        assert len(row) == len(att["source_tokens"])
+        assert sum(row) == pytest.approx(1.0, abs=1e-3)
+    many = translate(client, q=[SENTENCES[0], ""], return_attention=True).json()
+    assert len(many["attention"]) == 2 and many["attention"][1]["weights"] == []
+
+
+@pytest.mark.parametrize("body, word", [({"q": "Hi.", "source": "de"}, "English to Polish"),
+                                        ({"q": "Hi.", "target": "fr"}, "English to Polish"),
+                                        ({"q": "Hi.", "format": "html"}, "text")])
+def test_unsupported_language_or_format(client, body, word):
+    r = client.post("/translate", json=body)
+    assert r.status_code == 400 and word in r.json()["error"]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"q": 5}', b'{"text": "Hi."}', b'{"q": "Hi.", "beam_size": 0}',
+                                  b'{"q": "Hi.", "alternatives": "two"}', b"[]"])
+def test_bad_input_is_a_400_json_error(client, body):
+    r = client.post("/translate", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"] and "Traceback" not in r.text
+
+
+def test_limits_name_limit_and_value(client):
+    r = translate(client, q="x" * 201)
+    assert r.status_code == 413 and "201" in r.json()["error"] and "200" in r.json()["error"]
+    r = translate(client, q=["Hi."] * 5)
+    assert r.status_code == 413 and "5 texts" in r.json()["error"] and "4" in r.json()["error"]
+
+
+def test_status_200_not_201_and_unknown_route(client):
+    assert translate(client, q="Hi.").status_code == 200
+    r = client.get("/nope")
+    assert r.status_code == 404 and "error" in r.json()
+
+
+def test_metrics_incremented(client):
+    ok = 'translator_requests_total{status="200"}'
+    before = metric(client, ok), metric(client, "translator_request_duration_seconds_count")
+    bad_before = metric(client, 'translator_requests_total{status="400"}')
+    translate(client, q="Thank you.")
+    translate(client, q="Hi.", source="xx")
+    assert metric(client, ok) == before[0] + 1
+    assert metric(client, "translator_request_duration_seconds_count") == before[1] + 2
+    assert metric(client, 'translator_requests_total{status="400"}') == bad_before + 1
+    text = client.get("/metrics").text
+    for name in ("translator_queue_duration_seconds_bucket", 'translator_inference_duration_seconds_count{stage="decode"}',
+                 "translator_batch_size_bucket", "translator_generated_tokens_bucket", "translator_input_tokens_bucket",
+                 "translator_queue_size", "translator_active_sequences", "litestar_request_duration_seconds_bucket"):
+        assert name in text, name
+    assert 'path="/translate"' in text
+
+
+# -- the batcher behind the API: overload, batching, isolated failures -----------------------------------
+class GatedTranslator(Translator):
+    """The real translator, behind a gate the test opens, failing on one marker text."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.gate, self.entered, self.calls = threading.Event(), threading.Event(), []
+
+    def translate_batch(self, texts, **kw):
+        self.entered.set()
+        self.gate.wait(30)
+        self.calls.append(list(texts))
+        if "BOOM" in texts:
+            raise RuntimeError("simulated model failure")
+        return super().translate_batch(texts, **kw)
+
+
+def test_overload_batching_and_failure_isolation(model_dir):
+    gated = GatedTranslator(model_dir, provider="cpu", intra_threads=1)
+    gated.gate.set()
+    app = create_app(Settings(model_dir=model_dir, max_queue=3, max_batch=8, intra_threads=1), translator=gated)
+    with TestClient(app) as client:
+        gated.gate.clear()
+        gated.entered.clear()
+        gated.calls.clear()
+        answers, threads = {}, []
+
+        def send(key, q, queued_after):   # posts q in a thread, returns once it is queued (or running)
+            threads.append(threading.Thread(target=lambda: answers.update({key: client.post("/translate",
+                                                                                            json={"q": q})})))
+            threads[-1].start()
+            deadline = time.time() + 10
+            while app.state.batcher.queued_sentences < queued_after and time.time() < deadline:
+                time.sleep(0.01)
+            assert app.state.batcher.queued_sentences == queued_after
+
+        send("first", "Thank you.", 0)
+        assert gated.entered.wait(10)                                     # the worker is busy with it
+        send("a", SENTENCES[:2], 2)
+        send("b", "BOOM", 3)
+        over = client.post("/translate", json={"q": "Hi."})              # queue holds 3 sentences: full
+        assert over.status_code == 503 and over.headers["Retry-After"] and "queue" in over.json()["error"]
+        gated.gate.set()
+        for t in threads:
+            t.join(30)
+        assert answers["first"].status_code == 200
+        assert answers["a"].status_code == 200                            # unaffected by b's failure
+        assert answers["b"].status_code == 500 and answers["b"].json()["type"] == "model_error"
+        assert "Traceback" not in answers["b"].text
+        assert [SENTENCES[0], SENTENCES[1], "BOOM"] in gated.calls        # a and b were batched together
+        alone = [client.post("/translate", json={"q": s}).json()["translatedText"] for s in SENTENCES[:2]]
+        assert answers["a"].json()["translatedText"] == alone             # batched equals alone
+        assert client.post("/translate", json={"q": "Thank you."}).status_code == 200   # the worker lives on
