@@ -1,7 +1,7 @@
 """The HTTP layer: `create_app(settings)` -> a Litestar app with the LibreTranslate-compatible API.
 
-The lifespan loads the model (unless one is passed in), warms it up and starts the Batcher; only then is
-/health/ready 200. Handlers get the batcher, translator and settings by dependency injection. Every error
+The lifespan loads the model (unless one is passed in), warms it up and starts the Engine; only then is
+/health/ready 200. Handlers get the engine, translator and settings by dependency injection. Every error
 leaves through `error_response`: JSON `{"error": message, "type": kind}` with an honest status.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from litestar.params import JSONBody
 
 from . import __version__, metrics
 from .errors import InvalidInput, Overloaded, PayloadTooLarge, TranslatorError
-from .scheduler import Batcher
+from .engine import Engine
 from .settings import Settings
 from .translator import Hypothesis, TranslationResult, Translator
 
@@ -88,12 +88,12 @@ def _response(q: str | list[str], results: list[TranslationResult], alternatives
 
 # -- handlers ----------------------------------------------------------------------------------------
 @post("/translate", status_code=200)
-async def translate(data: JSONBody[TranslateRequest], batcher: NamedDependency[Batcher],
+async def translate(data: JSONBody[TranslateRequest], engine: NamedDependency[Engine],
                     translator: NamedDependency[Translator], settings: NamedDependency[Settings]) -> TranslateResponse:
     t0 = time.perf_counter()
     try:
         texts, beam, nbest = _validate(data, translator, settings)
-        results = await batcher.submit(texts, beam, nbest, data.return_attention)
+        results = await engine.submit(texts, beam, nbest, data.return_attention)
         out = _response(data.q, results, data.alternatives, data.return_attention)
     finally:
         metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
@@ -199,20 +199,21 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         tr = app.state.translator or await asyncio.to_thread(load_translator, settings)
         await asyncio.to_thread(tr.warmup)
-        batcher = Batcher(tr, max_batch=settings.max_batch, max_queue=settings.max_queue)
-        batcher.start()
-        app.state.translator, app.state.batcher, app.state.ready = tr, batcher, True
+        engine = Engine(tr, max_batch=settings.max_batch, max_queue=settings.max_queue,
+                        mode=settings.batching, batch_wait_ms=settings.batch_wait_ms)
+        engine.start()
+        app.state.translator, app.state.engine, app.state.ready = tr, engine, True
         log.info("model %s %s ready on %s", tr.info.raw.get("name"), tr.info.raw.get("version"), tr.provider)
         try:
             yield
         finally:
             app.state.ready = False
-            await batcher.stop()
+            await engine.stop()
 
-    def provide_batcher(state: State) -> Batcher:
+    def provide_engine(state: State) -> Engine:
         if not state.get("ready"):
             raise Overloaded("the model is not ready yet (loading or shutting down); retry shortly")
-        return state.batcher
+        return state.engine
 
     def provide_translator(state: State) -> Translator:
         if state.get("translator") is None:
@@ -224,8 +225,8 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
     return Litestar(
         route_handlers=[translate, languages, live, ready, models, metrics.PrometheusController],
         lifespan=[lifespan],
-        state=State({"translator": translator, "batcher": None, "ready": False}),
-        dependencies={"batcher": Provide(provide_batcher, sync_to_thread=False),
+        state=State({"translator": translator, "engine": None, "ready": False}),
+        dependencies={"engine": Provide(provide_engine, sync_to_thread=False),
                       "translator": Provide(provide_translator, sync_to_thread=False),
                       "settings": Provide(lambda: settings, sync_to_thread=False)},
         exception_handlers={Exception: error_response},

@@ -36,7 +36,14 @@ class Settings:
     inter_threads: int = 1
     """TRANSLATOR_INTER_THREADS: onnxruntime inter-op threads."""
     max_batch: int = 64
-    """TRANSLATOR_MAX_BATCH: most sentences decoded together in one batch."""
+    """TRANSLATOR_MAX_BATCH: most rows decoded together in one step (a sentence with beam k takes k rows);
+    1 means no cross-request batching at all. 64: on 2 CPU cores a decoder step costs ~1.2 ms at batch 1
+    and ~8 ms at 64 (shared/notes/calibration.md), so throughput still rises up to 64 while a step stays short."""
+    batching: str = "continuous"
+    """TRANSLATOR_BATCHING: continuous (admit and retire sentences every decoder step) | static (Triton-style
+    request-level batching: gather up to max_batch rows or wait batch_wait_ms, decode to completion)."""
+    batch_wait_ms: float = 0.0
+    """TRANSLATOR_BATCH_WAIT_MS: static batching only: how long an empty engine waits for a batch to fill."""
     max_queue: int = 1024
     """TRANSLATOR_MAX_QUEUE: most sentences waiting for the model; beyond it requests get 503 + Retry-After."""
     max_text_chars: int = 1000
@@ -56,6 +63,8 @@ class Settings:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {self.provider!r}")
+        if self.batching not in ("continuous", "static"):
+            raise ValueError(f"batching must be continuous or static, got {self.batching!r}")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         if not 0 <= self.port <= 65535:
@@ -108,7 +117,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m service",
                                 description="English->Polish translation service (LibreTranslate-compatible API).")
     for f in dataclasses.fields(Settings):
-        choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS}.get(f.name)
+        choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS, "batching": ("continuous", "static")}.get(f.name)
         env_name = ENV_PREFIX + f.name.upper()
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=hints[f.name], choices=choices,
                        default=getattr(defaults, f.name), metavar=None if choices else f.name.upper(),

@@ -208,6 +208,22 @@ class DecodeBatch:
         self.rows = len(origins)
         return done
 
+    def keep(self, seqs: list[Sequence]) -> None:
+        """Drops every sequence not in seqs (e.g. its client went away), between steps."""
+        wanted, rows, off = {id(q) for q in seqs}, [], 0
+        for q in self.seqs:
+            if id(q) in wanted:
+                rows.extend(range(off, off + q.k))
+            off += q.k
+        self.seqs = [q for q in self.seqs if id(q) in wanted]
+        idx = np.array(rows, dtype=np.int64)
+        smax = max((len(q.src_ids) for q in self.seqs), default=0)
+        self.enc, self.keys, self.mask = (x[idx, :smax] for x in (self.enc, self.keys, self.mask))
+        self.state, self.y, self.score = self.state[idx], self.y[idx], self.score[idx]
+        self.toks = [self.toks[r] for r in rows]
+        self.attn = [self.attn[r] for r in rows]
+        self.rows = len(rows)
+
     def _finish(self, q: Sequence) -> None:
         sp, n = self.tr.sp_tgt, len(q.src_ids)
         best = sorted(q.finished, key=lambda h: -h[0])[:q.nbest]

@@ -151,21 +151,24 @@ def test_metrics_incremented(client):
     assert 'path="/translate"' in text
 
 
-# -- the batcher behind the API: overload, batching, isolated failures -----------------------------------
+# -- the engine behind the API: overload, batching, isolated failures -----------------------------------
 class GatedTranslator(Translator):
-    """The real translator, behind a gate the test opens, failing on one marker text."""
+    """The real translator, its decoder step behind a gate the test opens; it can fail one step on demand."""
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self.gate, self.entered, self.calls = threading.Event(), threading.Event(), []
+        self.gate, self.entered, self.fail_next, self.batches = threading.Event(), threading.Event(), False, []
+        real_step = self.runtime.step
 
-    def translate_batch(self, texts, **kw):
-        self.entered.set()
-        self.gate.wait(30)
-        self.calls.append(list(texts))
-        if "BOOM" in texts:
-            raise RuntimeError("simulated model failure")
-        return super().translate_batch(texts, **kw)
+        def step(y, *rest):
+            self.entered.set()
+            self.gate.wait(30)
+            self.batches.append(len(y))
+            if self.fail_next:
+                self.fail_next = False
+                raise RuntimeError("simulated model failure")
+            return real_step(y, *rest)
+        self.runtime.step = step
 
 
 def test_overload_batching_and_failure_isolation(model_dir):
@@ -175,7 +178,6 @@ def test_overload_batching_and_failure_isolation(model_dir):
     with TestClient(app) as client:
         gated.gate.clear()
         gated.entered.clear()
-        gated.calls.clear()
         answers, threads = {}, []
 
         def send(key, q, queued_after):   # posts q in a thread, returns once it is queued (or running)
@@ -183,24 +185,27 @@ def test_overload_batching_and_failure_isolation(model_dir):
                                                                                             json={"q": q})})))
             threads[-1].start()
             deadline = time.time() + 10
-            while app.state.batcher.queued_sentences < queued_after and time.time() < deadline:
+            while app.state.engine.queued_sentences < queued_after and time.time() < deadline:
                 time.sleep(0.01)
-            assert app.state.batcher.queued_sentences == queued_after
+            assert app.state.engine.queued_sentences == queued_after
 
         send("first", "Thank you.", 0)
-        assert gated.entered.wait(10)                                     # the worker is busy with it
+        assert gated.entered.wait(10)                                     # the engine is busy with it
         send("a", SENTENCES[:2], 2)
-        send("b", "BOOM", 3)
+        send("b", "I see a cat.", 3)
         over = client.post("/translate", json={"q": "Hi."})              # queue holds 3 sentences: full
         assert over.status_code == 503 and over.headers["Retry-After"] and "queue" in over.json()["error"]
+        gated.batches.clear()
         gated.gate.set()
         for t in threads:
             t.join(30)
-        assert answers["first"].status_code == 200
-        assert answers["a"].status_code == 200                            # unaffected by b's failure
-        assert answers["b"].status_code == 500 and answers["b"].json()["type"] == "model_error"
-        assert "Traceback" not in answers["b"].text
-        assert [SENTENCES[0], SENTENCES[1], "BOOM"] in gated.calls        # a and b were batched together
+        assert all(answers[k].status_code == 200 for k in ("first", "a", "b"))
+        assert 4 in gated.batches                                         # newcomers joined the running batch
         alone = [client.post("/translate", json={"q": s}).json()["translatedText"] for s in SENTENCES[:2]]
         assert answers["a"].json()["translatedText"] == alone             # batched equals alone
-        assert client.post("/translate", json={"q": "Thank you."}).status_code == 200   # the worker lives on
+
+        gated.fail_next = True                                            # one failing decoder step
+        failed = client.post("/translate", json={"q": "Thank you."})
+        assert failed.status_code == 500 and failed.json()["type"] == "model_error"
+        assert "Traceback" not in failed.text
+        assert client.post("/translate", json={"q": "Thank you."}).status_code == 200   # the engine lives on
