@@ -6,7 +6,7 @@ DATA   ?= ../shared/data/eng-pol.tsv
 RUN    ?= runs/eng-pol
 MODEL  ?= models/eng-pol
 
-.PHONY: serve test train export evaluate clean
+.PHONY: serve test train export evaluate bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,7 @@ evaluate: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+## batching strategies side by side (docs/benchmarks/); needs a quiet machine, ~6 minutes
+bench: $(VENV)/.dev
+	$(PY) -m bench.run

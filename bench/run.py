@@ -1,0 +1,317 @@
+"""`python -m bench.run` (`make bench`): batching strategies side by side, on one model, one machine, one run.
+
+Strategies: naive (TRANSLATOR_MAX_BATCH=1), static request-level dynamic batching (Triton/TorchServe style,
+N and T tuned first), continuous batching (ours), and PyTorch eager one request at a time (when torch and
+the checkpoint are there). Each is measured in-process (asyncio clients on the engine, no HTTP) and through
+the real HTTP service (a `python -m service` process, loaded by a separate closed-loop load-generator
+process on loopback). Writes results.json, a markdown report and a latency/throughput PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pct(xs, p):
+    return float(np.percentile(xs, p)) if len(xs) else float("nan")
+
+
+def summarize(lat, n_done, wall, extra=None):
+    lat = sorted(lat)
+    out = {"sentences_per_s": n_done / wall, "p50_ms": pct(lat, 50) * 1e3, "p95_ms": pct(lat, 95) * 1e3,
+           "p99_ms": pct(lat, 99) * 1e3, "requests": n_done}
+    out.update(extra or {})
+    return out
+
+
+def short_p50(records, src_len, sentences):
+    """p50 latency (ms) of the requests whose sentence is in the shorter half of the mix."""
+    cut = statistics.median(src_len[s] for s in sentences)
+    return pct([lat for i, lat in records if src_len[sentences[i]] <= cut], 50) * 1e3
+
+
+# -- in-process ------------------------------------------------------------------------------------
+def run_inprocess(translator, sentences, src_len, concurrency, seconds, **engine_kw):
+    from service.engine import Engine
+
+    async def main():
+        engine = Engine(translator, **engine_kw)
+        engine.start()
+        records, stop_at = [], time.perf_counter() + seconds
+
+        async def client(c):
+            j = c * 7919
+            while time.perf_counter() < stop_at:
+                i = j % len(sentences); j += 1
+                t0 = time.perf_counter()
+                await engine.submit([sentences[i]])
+                records.append((i, time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c) for c in range(concurrency)))
+        wall = time.perf_counter() - t0
+        await engine.stop()
+        return records, wall
+    records, wall = asyncio.run(main())
+    return summarize([r[1] for r in records], len(records), wall,
+                     {"short_p50_ms": short_p50(records, src_len, sentences)})
+
+
+def run_torch(checkpoint, translator, sentences, src_len, concurrency, seconds):
+    """PyTorch eager, one request at a time (what a user without ONNX would serve): a single worker, FIFO."""
+    import torch
+
+    from export.onnx_export import load_checkpoint
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    model, _ = load_checkpoint(Path(checkpoint))
+    sp = translator.sp_tgt
+
+    def translate(text):
+        ids = translator.encode_source(text)
+        return sp.decode(model.greedy(torch.tensor([ids]), max_len=translator.max_length_for(len(ids)))[0])
+
+    async def main():
+        lock, records, stop_at = asyncio.Lock(), [], time.perf_counter() + seconds
+
+        async def client(c):
+            j = c * 7919
+            while time.perf_counter() < stop_at:
+                i = j % len(sentences); j += 1
+                t0 = time.perf_counter()
+                async with lock:
+                    await asyncio.to_thread(translate, sentences[i])
+                records.append((i, time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c) for c in range(concurrency)))
+        return records, time.perf_counter() - t0
+    records, wall = asyncio.run(main())
+    return summarize([r[1] for r in records], len(records), wall,
+                     {"short_p50_ms": short_p50(records, src_len, sentences)})
+
+
+# -- through HTTP ------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir, env_over):
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "TRANSLATOR_MODEL_DIR": str(model_dir), "TRANSLATOR_PORT": str(port),
+           "TRANSLATOR_LOG_LEVEL": "warning", "TRANSLATOR_MAX_QUEUE": "100000", **env_over}
+    proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not become ready")
+
+
+def run_http(url, sent_file, sentences, src_len, concurrency, seconds):
+    out = subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(sent_file),
+                          str(concurrency), str(seconds)], capture_output=True, text=True, cwd=REPO, check=True)
+    res = json.loads(out.stdout)
+    ok = [(i, lat) for i, lat, status in res["requests"] if status == 200]
+    errors = len(res["requests"]) - len(ok)
+    return summarize([lat for _, lat in ok], len(ok), res["wall"],
+                     {"errors": errors, "short_p50_ms": short_p50(ok, src_len, sentences)})
+
+
+# -- the report ----------------------------------------------------------------------------------------
+def plot(results, conc, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
+    for k, (name, by_c) in enumerate(results.items()):
+        for where, style in (("http", "-o"), ("inprocess", "--s")):
+            pts = [(c, by_c[where][str(c)]) for c in conc if where in by_c and str(c) in by_c[where]]
+            if not pts:
+                continue
+            label = f"{name} ({'HTTP' if where == 'http' else 'in-process'})"
+            ax[0].plot([c for c, _ in pts], [r["sentences_per_s"] for _, r in pts], style, color=f"C{k}", label=label)
+            ax[1].plot([r["sentences_per_s"] for _, r in pts], [r["p99_ms"] for _, r in pts], style, color=f"C{k}",
+                       label=label)
+    ax[0].set_xscale("log", base=2); ax[0].set_xlabel("concurrent clients (closed loop)")
+    ax[0].set_ylabel("sentences / s"); ax[0].grid(alpha=.3); ax[0].legend(fontsize=7)
+    ax[1].set_yscale("log"); ax[1].set_xlabel("sentences / s"); ax[1].set_ylabel("p99 latency (ms)")
+    ax[1].grid(alpha=.3); ax[1].set_title("latency vs throughput (points: concurrency 1, 8, 32, 64)")
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--model", default=str(REPO / "models" / "eng-pol"))
+    p.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "eng-pol"),
+                   help="run directory with best.pt, for the PyTorch eager baseline (skipped if missing)")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--sentences", type=int, default=400)
+    p.add_argument("--max-batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=str(REPO / "docs" / "benchmarks"))
+    args = p.parse_args(argv)
+
+    from export.data import read_tsv
+    from service.translator import Translator
+
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    model_dir = Path(args.model)
+    sentences = sorted({en for en, _ in read_tsv(model_dir / "test.tsv")})
+    random.Random(0).shuffle(sentences)
+    sentences = sentences[:args.sentences]
+    sent_file = out / "sentences.json"
+    sent_file.write_text(json.dumps(sentences, ensure_ascii=False))
+    tr = Translator(model_dir, provider="cpu", intra_threads=args.threads)
+    tr.warmup()
+    src_len = {s: len(tr.encode_source(s)) for s in sentences}
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+
+    # bare in-process decode time of each sentence, alone (the reference for the low-load latency target)
+    bare = {}
+    for s in sentences[:100]:
+        t0 = time.perf_counter(); tr.translate_batch([s]); bare[s] = time.perf_counter() - t0
+    log(f"bare decode: p50 {pct(list(bare.values()), 50) * 1e3:.1f} ms")
+
+    # tune the static (request-level) strategy so it is a fair opponent: best N, T at concurrency 32
+    tuning = {}
+    for n in (16, 32, 64):
+        for wait in (0.0, 5.0, 20.0):
+            r = run_inprocess(tr, sentences, src_len, 32, args.seconds / 2, max_batch=n, mode="static",
+                              batch_wait_ms=wait)
+            tuning[f"N={n},T={wait:g}ms"] = r["sentences_per_s"]
+            log(f"static N={n} T={wait}: {r['sentences_per_s']:.0f}/s")
+    best = max(tuning, key=tuning.get)
+    n_best, t_best = int(best.split(",")[0][2:]), float(best.split("T=")[1][:-2])
+
+    strategies = {
+        "naive (no batching)": dict(max_batch=1),
+        f"static batching (N={n_best}, T={t_best:g} ms)": dict(max_batch=n_best, mode="static", batch_wait_ms=t_best),
+        f"continuous batching (max {args.max_batch})": dict(max_batch=args.max_batch),
+    }
+    results: dict = {name: {"inprocess": {}, "http": {}} for name in strategies}
+    ceiling = run_inprocess(tr, sentences, src_len, 4 * args.max_batch, args.seconds, max_batch=args.max_batch)
+    log(f"ceiling: {ceiling['sentences_per_s']:.0f}/s")
+    for name, kw in strategies.items():
+        for c in args.concurrency:
+            results[name]["inprocess"][str(c)] = r = run_inprocess(tr, sentences, src_len, c, args.seconds, **kw)
+            log(f"{name} in-process c={c}: {r['sentences_per_s']:.0f}/s p50 {r['p50_ms']:.1f} p99 {r['p99_ms']:.1f}")
+    ckpt = Path(args.checkpoint) / "best.pt"
+    try:
+        import torch  # noqa: F401
+        has_torch = ckpt.exists()
+    except ImportError:
+        has_torch = False
+    if has_torch:
+        name = "PyTorch eager (one at a time)"
+        results[name] = {"inprocess": {}}
+        for c in args.concurrency:
+            results[name]["inprocess"][str(c)] = r = run_torch(ckpt.parent, tr, sentences, src_len, c, args.seconds)
+            log(f"{name} c={c}: {r['sentences_per_s']:.0f}/s p50 {r['p50_ms']:.1f}")
+    del tr
+    c1_ratio = None
+    for name, kw in strategies.items():
+        env = {"TRANSLATOR_MAX_BATCH": str(kw["max_batch"]), "TRANSLATOR_BATCHING": kw.get("mode", "continuous"),
+               "TRANSLATOR_BATCH_WAIT_MS": str(kw.get("batch_wait_ms", 0)), "TRANSLATOR_INTRA_THREADS": str(args.threads)}
+        proc, url = start_server(model_dir, env)
+        try:
+            for c in args.concurrency:
+                if c == 1 and name.startswith("continuous"):
+                    res = subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(sent_file), "1",
+                                          str(args.seconds)], capture_output=True, text=True, cwd=REPO, check=True)
+                    reqs = json.loads(res.stdout)["requests"]
+                    ratios = [lat / bare[sentences[i]] for i, lat, st in reqs if sentences[i] in bare and st == 200]
+                    c1_ratio = statistics.median(ratios)
+                results[name]["http"][str(c)] = r = run_http(url, sent_file, sentences, src_len, c, args.seconds)
+                log(f"{name} HTTP c={c}: {r['sentences_per_s']:.0f}/s p50 {r['p50_ms']:.1f} p99 {r['p99_ms']:.1f}")
+        finally:
+            proc.terminate(); proc.wait(30)
+
+    meta = {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "onnxruntime_threads": args.threads, "seconds_per_point": args.seconds, "sentences": len(sentences),
+            "mean_source_tokens": statistics.mean(src_len.values()), "static_tuning": tuning,
+            "ceiling": ceiling, "bare_decode_p50_ms": pct(list(bare.values()), 50) * 1e3,
+            "c1_median_latency_over_bare": c1_ratio,
+            "command": "make bench  # = python -m bench.run"}
+    (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    plot(results, args.concurrency, out / "latency_throughput.png")
+    (out / "README.md").write_text(report(meta, results, args.concurrency))
+    print((out / "README.md").read_text())
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def report(meta, results, conc) -> str:
+    names = list(results)
+    cont = next(n for n in names if n.startswith("continuous"))
+    naive = next(n for n in names if n.startswith("naive"))
+    static = next(n for n in names if n.startswith("static"))
+    L = ["# Batching benchmark", "",
+         f"Machine: {meta['cpu']}, {meta['cores']} cores; onnxruntime intra-op threads {meta['onnxruntime_threads']}, "
+         f"spinning off; {meta['sentences']} English sentences from the model's held-out test split "
+         f"(mean {meta['mean_source_tokens']:.1f} source tokens), greedy decoding; closed-loop clients, "
+         f"{meta['seconds_per_point']:g} s per point. Reproduce: `{meta['command']}`.", "",
+         "| strategy | where | clients | sentences/s | p50 ms | p95 ms | p99 ms | short-half p50 ms |",
+         "|---|---|---|---|---|---|---|---|"]
+    for n in names:
+        for where in ("http", "inprocess"):
+            for c in conc:
+                r = results[n].get(where, {}).get(str(c))
+                if r:
+                    L.append(f"| {n} | {'HTTP' if where == 'http' else 'in-process'} | {c} | {r['sentences_per_s']:.1f} | "
+                             f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['short_p50_ms']:.1f} |")
+    ceil = meta["ceiling"]["sentences_per_s"]
+    L += ["", f"Compute ceiling (the engine alone, in-process, batch kept full): **{ceil:.1f} sentences/s**.", "",
+          "![latency and throughput](latency_throughput.png)", "", "## Against the targets (HTTP, 32 clients)", ""]
+    h = {n: results[n]["http"].get("32") for n in (cont, naive, static)}
+    if all(h.values()):
+        L += [f"- continuous / naive throughput: **{h[cont]['sentences_per_s'] / h[naive]['sentences_per_s']:.2f}×** "
+              f"(target ≥ 5×); p99 {h[cont]['p99_ms']:.0f} ms vs {h[naive]['p99_ms']:.0f} ms",
+              f"- continuous / static throughput: **{h[cont]['sentences_per_s'] / h[static]['sentences_per_s']:.2f}×** "
+              f"(target ≥ 1.3×); short-sentence p50 {h[cont]['short_p50_ms']:.0f} ms vs {h[static]['short_p50_ms']:.0f} ms",
+              f"- continuous through HTTP / in-process ceiling: **{h[cont]['sentences_per_s'] / ceil:.0%}** (target ≥ 70%)"]
+    if meta["c1_median_latency_over_bare"]:
+        L.append(f"- 1 client: median latency over the bare in-process decode of the same sentence: "
+                 f"**{meta['c1_median_latency_over_bare']:.2f}×** (target ≤ 1.3×; bare p50 {meta['bare_decode_p50_ms']:.1f} ms)")
+    L += ["", "Static batching was tuned first (in-process, 32 clients, sentences/s): " +
+          ", ".join(f"{k}: {v:.0f}" for k, v in meta["static_tuning"].items()) + ".", "",
+          "CUDA: still unmeasured; no GPU was available to the session that ran this.", ""]
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    main()
