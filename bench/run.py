@@ -175,6 +175,8 @@ def main(argv=None):
     p.add_argument("--sentences", type=int, default=400)
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compare", default=str(REPO / "models" / "eng-pol-fp32"),
+                   help="another variant of the same model (e.g. float vs int8): its ceiling and chrF are reported")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks"))
     args = p.parse_args(argv)
 
@@ -222,6 +224,19 @@ def main(argv=None):
         for c in args.concurrency:
             results[name]["inprocess"][str(c)] = r = run_inprocess(tr, sentences, src_len, c, args.seconds, **kw)
             log(f"{name} in-process c={c}: {r['sentences_per_s']:.0f}/s p50 {r['p50_ms']:.1f} p99 {r['p99_ms']:.1f}")
+    variants = {}
+    if Path(args.compare).is_dir():       # the same engine and load on the other variant of the model
+        for label, d in (("shipped", model_dir), ("compared", Path(args.compare))):
+            other = Translator(d, provider="cpu", intra_threads=args.threads)
+            other.warmup()
+            q = other.info.raw.get("quality", {})
+            variants[label] = {"dir": d.name, "quantization": other.info.raw.get("quantization", {}).get("type", "float32"),
+                               "ceiling": run_inprocess(other, sentences, src_len, 4 * args.max_batch, args.seconds,
+                                                        max_batch=args.max_batch)["sentences_per_s"],
+                               "chrf_greedy": q.get("greedy", {}).get("chrf"), "bleu_greedy": q.get("greedy", {}).get("bleu"),
+                               "size_mb": sum(f.stat().st_size for f in d.iterdir()) / 1e6}
+            log(f"variant {d.name}: {variants[label]}")
+            del other
     ckpt = Path(args.checkpoint) / "best.pt"
     try:
         import torch  # noqa: F401
@@ -257,7 +272,7 @@ def main(argv=None):
             "onnxruntime_threads": args.threads, "seconds_per_point": args.seconds, "sentences": len(sentences),
             "mean_source_tokens": statistics.mean(src_len.values()), "static_tuning": tuning,
             "ceiling": ceiling, "bare_decode_p50_ms": pct(list(bare.values()), 50) * 1e3,
-            "c1_median_latency_over_bare": c1_ratio,
+            "c1_median_latency_over_bare": c1_ratio, "variants": variants,
             "command": "make bench  # = python -m bench.run"}
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     plot(results, args.concurrency, out / "latency_throughput.png")
@@ -307,6 +322,12 @@ def report(meta, results, conc) -> str:
     if meta["c1_median_latency_over_bare"]:
         L.append(f"- 1 client: median latency over the bare in-process decode of the same sentence: "
                  f"**{meta['c1_median_latency_over_bare']:.2f}×** (target ≤ 1.3×; bare p50 {meta['bare_decode_p50_ms']:.1f} ms)")
+    if meta.get("variants"):
+        L += ["", "## Model variants (same engine, in-process ceiling, greedy)", "",
+              "| model dir | weights | sentences/s | chrF | BLEU | size MB |", "|---|---|---|---|---|---|"]
+        for v in meta["variants"].values():
+            L.append(f"| {v['dir']} | {v['quantization']} | {v['ceiling']:.0f} | {v['chrf_greedy']} | "
+                     f"{v['bleu_greedy']} | {v['size_mb']:.1f} |")
     L += ["", "Static batching was tuned first (in-process, 32 clients, sentences/s): " +
           ", ".join(f"{k}: {v:.0f}" for k, v in meta["static_tuning"].items()) + ".", "",
           "CUDA: still unmeasured; no GPU was available to the session that ran this.", ""]

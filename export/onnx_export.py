@@ -55,6 +55,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", default=None, help="model version (default: today's date)")
     p.add_argument("--no-eval", action="store_true", help="skip the BLEU/chrF evaluation on the run's test split")
     p.add_argument("--eval-beam", type=int, default=5)
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="write dynamically int8-quantized graphs (parity is checked on the float graphs first)")
 
 
 def load_checkpoint(run_dir: Path) -> tuple[Seq2Seq, dict]:
@@ -121,6 +123,26 @@ def check_parity(model: Seq2Seq, model_dir: Path, sentences=PARITY_SENTENCES) ->
     return report
 
 
+def quantize_int8(model_dir: Path) -> dict:
+    """Dynamic int8 quantization (weights int8, activations quantized on the fly) of both graphs, in place."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from service.translator import Translator
+
+    float_tr = Translator(model_dir, provider="cpu")
+    before = [r.text for r in float_tr.translate_batch(PARITY_SENTENCES)]
+    del float_tr
+    for name in ("encoder.onnx", "decoder_step.onnx"):
+        src, dst = model_dir / name, model_dir / f"{name}.int8"
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        dst.replace(src)
+    after = [r.text for r in Translator(model_dir, provider="cpu").translate_batch(PARITY_SENTENCES)]
+    same = sum(a == b for a, b in zip(before, after))
+    print(f"int8: {same}/{len(before)} parity sentences translate as the float model does", flush=True)
+    return {"type": "dynamic int8 (onnxruntime.quantization.quantize_dynamic, QInt8 weights)",
+            "parity_sentences_identical_to_float": f"{same}/{len(before)}"}
+
+
 def run(args) -> Path:
     run_dir, out = Path(args.run), Path(args.out)
     if out.exists() and not args.force:
@@ -170,6 +192,8 @@ def run(args) -> Path:
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
         meta["parity"] = check_parity(model, tmp)
         print(f"parity ok: {meta['parity']}", flush=True)
+        if getattr(args, "quantize", None) == "int8":
+            meta["quantization"] = quantize_int8(tmp)
         if not args.no_eval and (tmp / "test.tsv").exists():
             from .evaluate import evaluate
 

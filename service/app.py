@@ -114,8 +114,6 @@ def _validate(data: TranslateRequest, translator: Translator, settings: Settings
     for i, t in enumerate(texts):
         if len(t) > settings.max_text_chars:
             raise PayloadTooLarge(f"text {i} has {len(t)} characters; the limit is {settings.max_text_chars}")
-        if (n := len(translator.encode_source(t))) > translator.max_source_tokens:
-            raise PayloadTooLarge(f"text {i} has {n} subword tokens; the limit is {translator.max_source_tokens}")
     # n-best needs a beam at least as wide as the list: alternatives=k asks for k+1 hypotheses, so the beam
     # is widened to k+1 when narrower (beam_size=5, alternatives=2 keeps beam 5 and returns its 3 best).
     nbest = data.alternatives + 1

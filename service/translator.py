@@ -156,19 +156,18 @@ class DecodeBatch:
         eos = self.tr.info.eos_id
         logp, state, a = self.tr.runtime.step(self.y, self.state, self.enc, self.keys, self.mask)
         V = logp.shape[1]
-        cand_all = self.score[:, None] + logp                              # (R, V)
-        greedy_pick = cand_all.argmax(1)                                   # used by the k = 1 rows
+        greedy_pick = logp.argmax(1)             # a row's running score does not change its own argmax
         keep_seqs, keep_rows, origins, new_tok, new_score, done = [], [], [], [], [], []
         new_toks, new_attn = [], []
         off = 0
         for q in self.seqs:
             k = q.k
             q.t += 1
-            if k == 1:
+            if k == 1:                           # greedy: only the picked entry is needed
                 top = [greedy_pick[off]]
-                cand = cand_all[off]
+                cand = {top[0]: self.score[off] + logp[off, top[0]]}
             else:
-                cand = cand_all[off:off + k].ravel()                       # (k*V,)
+                cand = (self.score[off:off + k, None] + logp[off:off + k]).ravel()   # (k*V,)
                 top = np.argpartition(-cand, 2 * k)[:2 * k]
                 top = top[np.argsort(-cand[top])]
             alive = []
