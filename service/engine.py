@@ -48,7 +48,14 @@ class Engine:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._batch = DecodeBatch(translator)
+        self._held: list[Sequence] = []           # static mode: finished, answered when the batch drains
+        # Admit newcomers once this many rows are free (or the batch is empty, or they waited a few steps):
+        # each admission is an encoder run plus a concatenation, so admitting one sentence per step at full
+        # load costs more than it gains (measured: ~3 ms encoder + ~1.5 ms copying per admission).
+        self.admit_rows = max(1, max_batch // 8)
+        self.admit_after_steps = 4
+        self._waited_steps = 0
+        self._batch = self._new_batch()
 
     # -- event-loop side ------------------------------------------------------------------------
     def start(self) -> None:
@@ -135,7 +142,10 @@ class Engine:
                 log.exception("engine: unexpected error; failing the sentences in the batch")
                 for q in batch.seqs + admit:
                     self._fail(q.tag[0], ModelError("internal error while decoding this request; it was logged"))
-                self._batch = DecodeBatch(self.translator)
+                self._batch, self._held = self._new_batch(), []
+
+    def _new_batch(self) -> DecodeBatch:
+        return DecodeBatch(self.translator, drop_finished=self.mode == "continuous")
 
     def _rows_waiting(self) -> int:
         return sum(q.k for q in self._queue)
@@ -143,6 +153,12 @@ class Engine:
     def _take(self) -> list[Sequence]:
         """Waiting sentences, oldest first, while their rows fit (a lone sentence always fits)."""
         rows, admit = self._batch.rows, []
+        if rows and self._queue and self.mode == "continuous":
+            free = self.max_batch - rows
+            self._waited_steps += 1
+            if free < self.admit_rows and self._waited_steps < self.admit_after_steps:
+                return admit
+        self._waited_steps = 0
         while self._queue and (rows + self._queue[0].k <= self.max_batch or rows == 0):
             q = self._queue.popleft()
             if not q.tag[0].cancelled:
@@ -172,10 +188,16 @@ class Engine:
             done = batch.step()
         except Exception as e:            # fails only the sentences in this step
             self._fail_all(batch.seqs, e)
-            self._batch = DecodeBatch(self.translator)
+            self._held = []
+            self._batch = self._new_batch()
             metrics.ACTIVE_SEQUENCES.set(0)
             return
         metrics.INFERENCE_DURATION.labels(stage="decode").observe(time.perf_counter() - t0)
+        if self.mode == "static":               # answers leave when the whole batch has finished
+            self._held += done
+            done = self._held if not batch.rows else []
+            if not batch.rows:
+                self._held = []
         for q in done:
             req, i = q.tag
             req.results[i] = q.result

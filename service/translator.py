@@ -118,8 +118,9 @@ class DecodeBatch:
     run for all newcomers) and are dropped the step they finish, TGI-style concatenate/filter: this is what
     both `translate_batch` and a continuous-batching scheduler run."""
 
-    def __init__(self, translator: "Translator"):
+    def __init__(self, translator: "Translator", drop_finished: bool = True):
         self.tr = translator
+        self.drop_finished = drop_finished      # False: static batching, finished rows stay until all finish
         self.seqs: list[Sequence] = []          # in row order; each owns seq.k consecutive rows
         self.rows = 0
         self.state = self.enc = self.keys = self.mask = self.y = self.score = None
@@ -156,23 +157,29 @@ class DecodeBatch:
         eos = self.tr.info.eos_id
         logp, state, a = self.tr.runtime.step(self.y, self.state, self.enc, self.keys, self.mask)
         V = logp.shape[1]
-        greedy_pick = logp.argmax(1)             # a row's running score does not change its own argmax
-        keep_seqs, keep_rows, origins, new_tok, new_score, done = [], [], [], [], [], []
-        new_toks, new_attn = [], []
+        pick = logp.argmax(1)                    # greedy rows: a row's running score does not change its argmax
+        picks, picked = pick.tolist(), (self.score + logp[np.arange(len(pick)), pick]).tolist()
+        keep_seqs, keep_rows, origins, new_tok, new_score, new_toks, new_attn, done = ([] for _ in range(8))
         off = 0
         for q in self.seqs:
             k = q.k
+            if q.result is not None:             # static batching: a finished sentence's rows ride along idle
+                keep_seqs.append(q)
+                for r in range(off, off + k):
+                    keep_rows.append(r); origins.append(r); new_tok.append(eos); new_score.append(0.0)
+                    new_toks.append(self.toks[r]); new_attn.append([])
+                off += k
+                continue
             q.t += 1
-            if k == 1:                           # greedy: only the picked entry is needed
-                top = [greedy_pick[off]]
-                cand = {top[0]: self.score[off] + logp[off, top[0]]}
+            if k == 1:                           # greedy: plain Python numbers, no per-row numpy work
+                ranked = [(off, picks[off], picked[off])]
             else:
                 cand = (self.score[off:off + k, None] + logp[off:off + k]).ravel()   # (k*V,)
                 top = np.argpartition(-cand, 2 * k)[:2 * k]
                 top = top[np.argsort(-cand[top])]
+                ranked = [(off + c // V, c % V, sc) for c, sc in zip(top.tolist(), cand[top].tolist())]
             alive = []
-            for rank, c in enumerate(top):
-                o, tok, sc = off + c // V, int(c % V), float(cand[c])
+            for rank, (o, tok, sc) in enumerate(ranked):
                 if tok == eos or q.t >= q.max_len:
                     if rank < k:   # an end counts only if it ranks among the k best
                         path = self.toks[o] if tok == eos else self.toks[o] + [tok]
@@ -185,22 +192,28 @@ class DecodeBatch:
             if len(q.finished) >= k or q.t >= q.max_len or not alive:
                 self._finish(q)
                 done.append(q)
+                if not self.drop_finished:
+                    keep_seqs.append(q)
+                    for r in range(off, off + k):
+                        keep_rows.append(r); origins.append(r); new_tok.append(eos); new_score.append(0.0)
+                        new_toks.append(self.toks[r]); new_attn.append([])
             else:
                 keep_seqs.append(q)
                 keep_rows.extend(range(off, off + k))
                 for o, tok, sc in alive:
                     origins.append(o); new_tok.append(tok); new_score.append(sc)
-                    new_toks.append(self.toks[o] + [tok])
+                    new_toks.append(self.toks[o] + [tok] if k > 1 else _append(self.toks[o], tok))
                     new_attn.append(self.attn[o] + [a[o]] if q.want_attn else [])
             off += k
-        origins = np.array(origins, dtype=np.int64)
-        if done:                                # drop finished rows, and padding no one needs any more
+        if not self.drop_finished and all(q.result is not None for q in keep_seqs):   # the batch drained
+            keep_seqs, keep_rows, origins, new_tok, new_score, new_toks, new_attn = ([] for _ in range(7))
+        if len(keep_rows) < self.rows:           # drop finished rows, and padding no one needs any more
             rows = np.array(keep_rows, dtype=np.int64)
             smax = max((len(q.src_ids) for q in keep_seqs), default=0)
             self.enc, self.keys, self.mask = (x[rows, :smax] for x in (self.enc, self.keys, self.mask))
             self.seqs = keep_seqs
         # rows of one sequence share enc/keys/mask, so only the decoder state follows the beam origins
-        self.state = state[origins]
+        self.state = state[np.array(origins, dtype=np.int64)]
         self.toks, self.attn = new_toks, new_attn
         self.score = np.array(new_score, dtype=np.float64)
         self.y = np.array(new_tok, dtype=np.int64)
@@ -229,6 +242,12 @@ class DecodeBatch:
         hyps = [Hypothesis(sp.decode(p), s, [sp.id_to_piece(x) for x in p],
                            [row[:n].tolist() for row in att] if att is not None else None) for s, p, att in best]
         q.result = TranslationResult(hyps, [self.tr.sp_src.id_to_piece(x) for x in q.src_ids])
+
+
+def _append(xs: list, x) -> list:
+    """Greedy rows never fork, so their token list can grow in place."""
+    xs.append(x)
+    return xs
 
 
 def _pad_to(x: np.ndarray, S: int) -> np.ndarray:

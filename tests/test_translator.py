@@ -91,3 +91,16 @@ def test_sequences_joining_a_running_batch_decode_as_if_alone(translator):
         alone = translator.translate_batch([s], beam_size=beam, num_hypotheses=beam, return_attention=True)[0]
         assert [h.text for h in q.result.hypotheses] == [h.text for h in alone.hypotheses]
         assert np.allclose(q.result.hypotheses[0].attention, alone.hypotheses[0].attention, atol=1e-5)
+
+
+def test_static_batch_keeps_finished_rows_until_it_drains(translator):
+    from service.translator import DecodeBatch, Sequence
+
+    seqs = [Sequence(translator.encode_source(s), max_len=30, tag=s) for s in ["Yes.", "We have the book too."]]
+    batch, rows, done = DecodeBatch(translator, drop_finished=False), [], []
+    batch.add(seqs)
+    while batch.rows:
+        rows.append(batch.rows)
+        done += batch.step()
+    assert set(rows) == {2} and len(done) == 2                  # idle rows ride along: the waste it measures
+    assert [q.result.text for q in seqs] == [r.text for r in translator.translate_batch([q.tag for q in seqs])]
