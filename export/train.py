@@ -40,6 +40,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--set-lr", type=float, default=None, help="on --resume: continue with this learning rate")
     p.add_argument("--quiet", action="store_true", help="no per-batch progress bar")
 
 
@@ -136,7 +137,11 @@ def run(args) -> Path:
         ck = torch.load(out / "last.pt", weights_only=False)
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); sched.load_state_dict(ck["sched"])
         history, start_epoch, best, bad = ck["history"], ck["epoch"] + 1, ck["best"], ck["bad"]
-        print(f"resumed after epoch {ck['epoch']} (best val loss {best:.3f})", flush=True)
+        if args.set_lr:
+            for g in opt.param_groups:
+                g["lr"] = args.set_lr
+        print(f"resumed after epoch {ck['epoch']} (best val loss {best:.3f}, lr {opt.param_groups[0]['lr']:.1e})",
+              flush=True)
     print(f"model: {cfg.cell}, {model.num_params() / 1e6:.2f}M parameters; {len(train)} training pairs", flush=True)
 
     t_start = time.time()
