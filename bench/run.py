@@ -176,7 +176,7 @@ def main(argv=None):
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compare", default=str(REPO / "models" / "eng-pol-fp32"),
-                   help="another variant of the same model (e.g. float vs int8): its ceiling and chrF are reported")
+                   help="another variant of the same model (make export-fp32 writes it): its ceiling and chrF are reported")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks"))
     args = p.parse_args(argv)
 

@@ -14,7 +14,8 @@ from .data import read_tsv
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model directory, e.g. models/eng-pol")
     p.add_argument("--data", default=None, help="English<TAB>Polish test TSV (default: the model's test.tsv)")
-    p.add_argument("--beam", type=int, default=5, help="beam size for the beam-search figures")
+    p.add_argument("--beams", type=int, nargs="+", default=[1, 3, 5],
+                   help="beam sizes to score (1 = greedy; 3 = the service's default)")
     p.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     p.add_argument("--write", action="store_true", help="store the figures in the model's model.json")
 
@@ -33,7 +34,7 @@ def translate_all(tr, sources: list[str], beam: int, batch_sentences: int) -> li
     return out
 
 
-def evaluate(model_dir: Path, data: Path, beam: int = 5, limit: int = 0) -> dict:
+def evaluate(model_dir: Path, data: Path, beams=(1, 3, 5), limit: int = 0) -> dict:
     import sacrebleu
 
     from service.translator import Translator
@@ -42,7 +43,8 @@ def evaluate(model_dir: Path, data: Path, beam: int = 5, limit: int = 0) -> dict
     src, refs = [p[0] for p in pairs], [p[1] for p in pairs]
     tr = Translator(model_dir, provider="cpu")
     result = {"test_set": str(Path(data).name), "pairs": len(pairs), "metrics": "sacrebleu corpus BLEU / chrF, one reference per pair"}
-    for name, k in (("greedy", 1), (f"beam{beam}", beam)):
+    for k in beams:
+        name = "greedy" if k == 1 else f"beam{k}"
         t0 = time.time()
         hyps = translate_all(tr, src, k, max(8, 64 // k))
         result[name] = {"beam_size": k, "bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
@@ -55,7 +57,7 @@ def evaluate(model_dir: Path, data: Path, beam: int = 5, limit: int = 0) -> dict
 def run(args) -> dict:
     model_dir = Path(args.model)
     data = Path(args.data) if args.data else model_dir / "test.tsv"
-    result = evaluate(model_dir, data, args.beam, args.limit)
+    result = evaluate(model_dir, data, args.beams, args.limit)
     if args.write:
         meta = json.loads((model_dir / "model.json").read_text())
         meta["quality"] = result

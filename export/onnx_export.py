@@ -54,7 +54,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     p.add_argument("--version", default=None, help="model version (default: today's date)")
     p.add_argument("--no-eval", action="store_true", help="skip the BLEU/chrF evaluation on the run's test split")
-    p.add_argument("--eval-beam", type=int, default=5)
+    p.add_argument("--eval-beams", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="write dynamically int8-quantized graphs (parity is checked on the float graphs first)")
 
@@ -197,7 +197,7 @@ def run(args) -> Path:
         if not args.no_eval and (tmp / "test.tsv").exists():
             from .evaluate import evaluate
 
-            meta["quality"] = evaluate(tmp, tmp / "test.tsv", beam=args.eval_beam)
+            meta["quality"] = evaluate(tmp, tmp / "test.tsv", beams=args.eval_beams)
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

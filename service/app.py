@@ -44,7 +44,8 @@ class TranslateRequest(msgspec.Struct):
     format: Annotated[str, msgspec.Meta(max_length=16)] = "text"
     alternatives: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
     """Extra translations after the best one (n-best from beam search); beam_size is raised to alternatives+1."""
-    beam_size: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    beam_size: Annotated[int, msgspec.Meta(ge=1, le=64)] | None = None
+    """Beam width (1 = greedy); default: the service's TRANSLATOR_DEFAULT_BEAM."""
     return_attention: bool = False
     api_key: Annotated[str, msgspec.Meta(max_length=256)] | None = None
     """Accepted for LibreTranslate compatibility; not checked."""
@@ -117,7 +118,7 @@ def _validate(data: TranslateRequest, translator: Translator, settings: Settings
     # n-best needs a beam at least as wide as the list: alternatives=k asks for k+1 hypotheses, so the beam
     # is widened to k+1 when narrower (beam_size=5, alternatives=2 keeps beam 5 and returns its 3 best).
     nbest = data.alternatives + 1
-    beam = max(data.beam_size, nbest)
+    beam = max(data.beam_size or min(settings.default_beam, settings.max_beam), nbest)
     if beam > settings.max_beam:
         asked = f"beam_size {data.beam_size}" + (f" with alternatives {data.alternatives}" if nbest > 1 else "")
         raise InvalidInput(f"{asked} needs a beam of {beam}; the limit is {settings.max_beam} "

@@ -60,7 +60,7 @@ def build_model(tmp: Path, cell: str) -> tuple[Path, Path]:
     train.run(train_args(data, run_dir, cell=cell))
     model_dir = tmp / f"model-{cell}"
     onnx_export.run(argparse.Namespace(run=str(run_dir), out=str(model_dir), force=False, version="test",
-                                       no_eval=False, eval_beam=3))
+                                       no_eval=False, eval_beams=[1, 3]))
     return run_dir, model_dir
 
 

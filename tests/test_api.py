@@ -174,7 +174,8 @@ class GatedTranslator(Translator):
 def test_overload_batching_and_failure_isolation(model_dir):
     gated = GatedTranslator(model_dir, provider="cpu", intra_threads=1)
     gated.gate.set()
-    app = create_app(Settings(model_dir=model_dir, max_queue=3, max_batch=8, intra_threads=1), translator=gated)
+    app = create_app(Settings(model_dir=model_dir, max_queue=3, max_batch=8, intra_threads=1, default_beam=1),
+                     translator=gated)
     with TestClient(app) as client:
         gated.gate.clear()
         gated.entered.clear()

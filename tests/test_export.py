@@ -82,7 +82,7 @@ def test_parity_torch_vs_onnx(run_dir, model_dir):
 
 def test_export_refuses_to_overwrite_without_force(run_dir, model_dir, tmp_path):
     args = argparse.Namespace(run=str(run_dir), out=str(model_dir), force=False, version=None, no_eval=True,
-                              eval_beam=2)
+                              eval_beams=[1])
     before = (model_dir / "model.json").read_bytes()
     with pytest.raises(SystemExit, match="--force"):
         onnx_export.run(args)
