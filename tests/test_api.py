@@ -210,3 +210,18 @@ def test_overload_batching_and_failure_isolation(model_dir):
         assert failed.status_code == 500 and failed.json()["type"] == "model_error"
         assert "Traceback" not in failed.text
         assert client.post("/translate", json={"q": "Thank you."}).status_code == 200   # the engine lives on
+
+
+def test_gru_model_serves_over_the_api(gru_model_dir):
+    with TestClient(create_app(Settings(model_dir=gru_model_dir, intra_threads=1))) as client:
+        r = client.post("/translate", json={"q": ["I see a cat.", "Thank you."]})
+        assert r.status_code == 200 and all(r.json()["translatedText"])
+        assert client.get("/v1/models").json()["models"][0]["cell"] == "gru"
+
+
+def test_default_beam_applies_when_the_request_does_not_say(model_dir):
+    with TestClient(create_app(Settings(model_dir=model_dir, intra_threads=1, default_beam=2))) as client:
+        implicit = client.post("/translate", json={"q": "We have the book too.", "alternatives": 1}).json()
+        explicit = client.post("/translate", json={"q": "We have the book too.", "alternatives": 1,
+                                                   "beam_size": 2}).json()
+        assert implicit == explicit and len(implicit["alternatives"]) == 1
