@@ -90,10 +90,10 @@ def _response(q: str | list[str], results: list[TranslationResult], alternatives
 # -- handlers ----------------------------------------------------------------------------------------
 @post("/translate", status_code=200)
 async def translate(data: JSONBody[TranslateRequest], engine: NamedDependency[Engine],
-                    translator: NamedDependency[Translator], settings: NamedDependency[Settings]) -> TranslateResponse:
+                    settings: NamedDependency[Settings]) -> TranslateResponse:
     t0 = time.perf_counter()
     try:
-        texts, beam, nbest = _validate(data, translator, settings)
+        texts, beam, nbest = _validate(data, settings)
         results = await engine.submit(texts, beam, nbest, data.return_attention)
         out = _response(data.q, results, data.alternatives, data.return_attention)
     finally:
@@ -102,7 +102,7 @@ async def translate(data: JSONBody[TranslateRequest], engine: NamedDependency[En
     return out
 
 
-def _validate(data: TranslateRequest, translator: Translator, settings: Settings) -> tuple[list[str], int, int]:
+def _validate(data: TranslateRequest, settings: Settings) -> tuple[list[str], int, int]:
     """-> (texts, beam_size, num_hypotheses), or raises with a message naming the limit and the value."""
     if data.source not in SOURCES or data.target not in TARGETS:
         raise InvalidInput(f"unsupported language pair {data.source!r} -> {data.target!r}: this service translates "

@@ -19,8 +19,8 @@ QUEUE_DURATION = Histogram(
     "translator_queue_duration_seconds", "time a request waited in the queue before the model took it",
     buckets=LATENCY_BUCKETS)
 INFERENCE_DURATION = Histogram(
-    "translator_inference_duration_seconds", "time in the model per batch, by stage "
-    "(decode currently covers the whole translate_batch call: tokenize + encode + search)",
+    "translator_inference_duration_seconds", "time in the model per engine iteration, by stage "
+    "(encode: one encoder run for the admitted newcomers; decode: one decoder step for every active row)",
     ["stage"], buckets=LATENCY_BUCKETS)
 BATCH_SIZE = Histogram("translator_batch_size", "sentences decoded together in one batch", buckets=SIZE_BUCKETS)
 GENERATED_TOKENS = Histogram(
@@ -32,6 +32,7 @@ REQUESTS = Counter("translator_requests_total", "POST /translate requests by HTT
 QUEUE_SIZE = Gauge("translator_queue_size", "sentences waiting for the model")
 ACTIVE_SEQUENCES = Gauge("translator_active_sequences", "sentences the model is decoding now")
 
+INFERENCE_DURATION.labels(stage="encode")
 INFERENCE_DURATION.labels(stage="decode")   # exported from the start: dashboards see zeros, not gaps
 
 prometheus_config = PrometheusConfig(app_name="translator", prefix="litestar", group_path=True,

@@ -80,7 +80,7 @@ class Translator:
         if not 1 <= num_hypotheses <= beam_size:
             raise InvalidInput(f"num_hypotheses must be between 1 and beam_size ({beam_size}), got {num_hypotheses}")
         ids = [self.encode_source(t) for t in texts]
-        for t, s in zip(texts, ids):
+        for s in ids:
             if len(s) > self.max_source_tokens:
                 raise InvalidInput(f"text of {len(s)} subword tokens exceeds the limit of {self.max_source_tokens}")
         results: list[TranslationResult | None] = [None] * len(texts)
