@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from . import metrics
 from .errors import ModelError, Overloaded, PayloadTooLarge, TranslatorError
-from .translator import DecodeBatch, Hypothesis, Sequence, TranslationResult, Translator
+from .translator import DecodeBatch, Sequence, TranslationResult, Translator
 
 log = logging.getLogger(__name__)
 MODES = ("continuous", "static")
@@ -89,21 +89,12 @@ class Engine:
             return []
         if len(texts) > self.max_queue:
             raise PayloadTooLarge(f"{len(texts)} texts in one request exceed the queue limit of {self.max_queue}")
-        tr = self.translator
-        req = _Request(asyncio.get_running_loop().create_future(), [None] * len(texts), 0)
-        seqs = []
-        for i, text in enumerate(texts):
-            ids = tr.encode_source(text)
-            if len(ids) > tr.max_source_tokens:
-                raise PayloadTooLarge(f"text {i} has {len(ids)} subword tokens; the limit is {tr.max_source_tokens}")
-            if ids:
-                seqs.append(Sequence(ids, beam_size, num_hypotheses, return_attention, 1.0,
-                                     tr.max_length_for(len(ids)), tag=(req, i)))
-            else:   # blank texts never reach the model
-                req.results[i] = TranslationResult([Hypothesis("", 0.0, [], [] if return_attention else None)])
+        results, seqs = self.translator.sequences(texts, beam_size, num_hypotheses, return_attention)
         if not seqs:
-            return req.results
-        req.left = len(seqs)
+            return results
+        req = _Request(asyncio.get_running_loop().create_future(), results, len(seqs))
+        for q in seqs:
+            q.tag = (req, q.tag)
         with self._cond:
             if self._stopping or self._thread is None or not self._thread.is_alive():
                 raise Overloaded("the translation engine is not running")

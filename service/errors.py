@@ -14,7 +14,7 @@ class InvalidInput(TranslatorError):
     kind = "invalid_input"
 
 
-class PayloadTooLarge(TranslatorError):
+class PayloadTooLarge(InvalidInput):
     status = 413
     kind = "payload_too_large"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
-from .errors import InvalidInput, ModelLoadError
+from .errors import InvalidInput, ModelLoadError, PayloadTooLarge
 from .runtime import ModelInfo, Runtime
 
 
@@ -75,22 +75,8 @@ class Translator:
     def translate_batch(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
                         return_attention: bool = False, length_penalty: float = 1.0,
                         max_decoding_length: int | None = None) -> list[TranslationResult]:
-        if beam_size < 1:
-            raise InvalidInput(f"beam_size must be at least 1, got {beam_size}")
-        if not 1 <= num_hypotheses <= beam_size:
-            raise InvalidInput(f"num_hypotheses must be between 1 and beam_size ({beam_size}), got {num_hypotheses}")
-        ids = [self.encode_source(t) for t in texts]
-        for s in ids:
-            if len(s) > self.max_source_tokens:
-                raise InvalidInput(f"text of {len(s)} subword tokens exceeds the limit of {self.max_source_tokens}")
-        results: list[TranslationResult | None] = [None] * len(texts)
-        seqs = []
-        for i, s in enumerate(ids):
-            if s:
-                seqs.append(Sequence(s, beam_size, num_hypotheses, return_attention, length_penalty,
-                                     max_decoding_length or self.max_length_for(len(s)), tag=i))
-            else:
-                results[i] = TranslationResult([Hypothesis("", 0.0, [], [] if return_attention else None)])
+        results, seqs = self.sequences(texts, beam_size, num_hypotheses, return_attention, length_penalty,
+                                       max_decoding_length)
         if seqs:
             batch = DecodeBatch(self)
             batch.add(seqs)
@@ -99,6 +85,29 @@ class Translator:
             for seq in seqs:
                 results[seq.tag] = seq.result
         return results  # type: ignore[return-value]
+
+    def sequences(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
+                  return_attention: bool = False, length_penalty: float = 1.0,
+                  max_decoding_length: int | None = None) -> tuple[list[TranslationResult | None], list[Sequence]]:
+        """Validates and tokenizes texts -> (results, with blank texts already answered "", and one Sequence per
+        other text, tagged with its index). Shared by translate_batch and the engine."""
+        if beam_size < 1:
+            raise InvalidInput(f"beam_size must be at least 1, got {beam_size}")
+        if not 1 <= num_hypotheses <= beam_size:
+            raise InvalidInput(f"num_hypotheses must be between 1 and beam_size ({beam_size}), got {num_hypotheses}")
+        results: list[TranslationResult | None] = [None] * len(texts)
+        seqs = []
+        for i, text in enumerate(texts):
+            ids = self.encode_source(text)
+            if len(ids) > self.max_source_tokens:
+                raise PayloadTooLarge(f"text {i} has {len(ids)} subword tokens, which exceeds the limit of "
+                                      f"{self.max_source_tokens}")
+            if ids:
+                seqs.append(Sequence(ids, beam_size, num_hypotheses, return_attention, length_penalty,
+                                     max_decoding_length or self.max_length_for(len(ids)), tag=i))
+            else:   # blank texts never reach the model
+                results[i] = TranslationResult([Hypothesis("", 0.0, [], [] if return_attention else None)])
+        return results, seqs
 
 
 class Sequence:
@@ -160,14 +169,17 @@ class DecodeBatch:
         pick = logp.argmax(1)                    # greedy rows: a row's running score does not change its argmax
         picks, picked = pick.tolist(), (self.score + logp[np.arange(len(pick)), pick]).tolist()
         keep_seqs, keep_rows, origins, new_tok, new_score, new_toks, new_attn, done = ([] for _ in range(8))
+
+        def ride_along(q: Sequence, off: int) -> None:   # keep a finished sentence's rows, fed end-of-sentence
+            keep_seqs.append(q)
+            for r in range(off, off + q.k):
+                keep_rows.append(r); origins.append(r); new_tok.append(eos); new_score.append(0.0)
+                new_toks.append(self.toks[r]); new_attn.append([])
         off = 0
         for q in self.seqs:
             k = q.k
             if q.result is not None:             # static batching: a finished sentence's rows ride along idle
-                keep_seqs.append(q)
-                for r in range(off, off + k):
-                    keep_rows.append(r); origins.append(r); new_tok.append(eos); new_score.append(0.0)
-                    new_toks.append(self.toks[r]); new_attn.append([])
+                ride_along(q, off)
                 off += k
                 continue
             q.t += 1
@@ -193,10 +205,7 @@ class DecodeBatch:
                 self._finish(q)
                 done.append(q)
                 if not self.drop_finished:
-                    keep_seqs.append(q)
-                    for r in range(off, off + k):
-                        keep_rows.append(r); origins.append(r); new_tok.append(eos); new_score.append(0.0)
-                        new_toks.append(self.toks[r]); new_attn.append([])
+                    ride_along(q, off)
             else:
                 keep_seqs.append(q)
                 keep_rows.extend(range(off, off + k))
