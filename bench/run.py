@@ -45,38 +45,47 @@ def short_p50(records, src_len, sentences):
 
 
 # -- in-process ------------------------------------------------------------------------------------
+async def closed_loop(call, sentences, concurrency, seconds):
+    """`concurrency` clients, each sending the next sentence as soon as `await call(text)` returns."""
+    records, stop_at = [], time.perf_counter() + seconds
+
+    async def client(c):
+        j = c * 7919
+        while time.perf_counter() < stop_at:
+            i = j % len(sentences); j += 1
+            t0 = time.perf_counter()
+            await call(sentences[i])
+            records.append((i, time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(concurrency)))
+    return records, time.perf_counter() - t0
+
+
+def summarize_records(records, wall, src_len, sentences, extra=None):
+    return summarize([lat for _, lat in records], len(records), wall,
+                     {"short_p50_ms": short_p50(records, src_len, sentences), **(extra or {})})
+
+
 def run_inprocess(translator, sentences, src_len, concurrency, seconds, **engine_kw):
     from service.engine import Engine
 
     async def main():
         engine = Engine(translator, **engine_kw)
         engine.start()
-        records, stop_at = [], time.perf_counter() + seconds
-
-        async def client(c):
-            j = c * 7919
-            while time.perf_counter() < stop_at:
-                i = j % len(sentences); j += 1
-                t0 = time.perf_counter()
-                await engine.submit([sentences[i]])
-                records.append((i, time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client(c) for c in range(concurrency)))
-        wall = time.perf_counter() - t0
-        await engine.stop()
-        return records, wall
-    records, wall = asyncio.run(main())
-    return summarize([r[1] for r in records], len(records), wall,
-                     {"short_p50_ms": short_p50(records, src_len, sentences)})
+        try:
+            return await closed_loop(lambda text: engine.submit([text]), sentences, concurrency, seconds)
+        finally:
+            await engine.stop()
+    return summarize_records(*asyncio.run(main()), src_len, sentences)
 
 
-def run_torch(checkpoint, translator, sentences, src_len, concurrency, seconds):
+def run_torch(checkpoint, translator, sentences, src_len, concurrency, seconds, threads):
     """PyTorch eager, one request at a time (what a user without ONNX would serve): a single worker, FIFO."""
     import torch
 
     from export.onnx_export import load_checkpoint
 
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    torch.set_num_threads(threads)
     model, _ = load_checkpoint(Path(checkpoint))
     sp = translator.sp_tgt
 
@@ -85,22 +94,13 @@ def run_torch(checkpoint, translator, sentences, src_len, concurrency, seconds):
         return sp.decode(model.greedy(torch.tensor([ids]), max_len=translator.max_length_for(len(ids)))[0])
 
     async def main():
-        lock, records, stop_at = asyncio.Lock(), [], time.perf_counter() + seconds
+        lock = asyncio.Lock()
 
-        async def client(c):
-            j = c * 7919
-            while time.perf_counter() < stop_at:
-                i = j % len(sentences); j += 1
-                t0 = time.perf_counter()
-                async with lock:
-                    await asyncio.to_thread(translate, sentences[i])
-                records.append((i, time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client(c) for c in range(concurrency)))
-        return records, time.perf_counter() - t0
-    records, wall = asyncio.run(main())
-    return summarize([r[1] for r in records], len(records), wall,
-                     {"short_p50_ms": short_p50(records, src_len, sentences)})
+        async def call(text):
+            async with lock:
+                await asyncio.to_thread(translate, text)
+        return await closed_loop(call, sentences, concurrency, seconds)
+    return summarize_records(*asyncio.run(main()), src_len, sentences)
 
 
 # -- through HTTP ------------------------------------------------------------------------------------
@@ -132,13 +132,12 @@ def start_server(model_dir, env_over):
 
 
 def run_http(url, sent_file, sentences, src_len, concurrency, seconds):
+    """-> (summary, the successful (sentence index, latency) records) of one load-generator run."""
     out = subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(sent_file),
                           str(concurrency), str(seconds)], capture_output=True, text=True, cwd=REPO, check=True)
     res = json.loads(out.stdout)
     ok = [(i, lat) for i, lat, status in res["requests"] if status == 200]
-    errors = len(res["requests"]) - len(ok)
-    return summarize([lat for _, lat in ok], len(ok), res["wall"],
-                     {"errors": errors, "short_p50_ms": short_p50(ok, src_len, sentences)})
+    return summarize_records(ok, res["wall"], src_len, sentences, {"errors": len(res["requests"]) - len(ok)}), ok
 
 
 # -- the report ----------------------------------------------------------------------------------------
@@ -247,7 +246,7 @@ def main(argv=None):
         name = "PyTorch eager (one at a time)"
         results[name] = {"inprocess": {}}
         for c in args.concurrency:
-            results[name]["inprocess"][str(c)] = r = run_torch(ckpt.parent, tr, sentences, src_len, c, args.seconds)
+            results[name]["inprocess"][str(c)] = r = run_torch(ckpt.parent, tr, sentences, src_len, c, args.seconds, args.threads)
             log(f"{name} c={c}: {r['sentences_per_s']:.0f}/s p50 {r['p50_ms']:.1f}")
     del tr
     c1_ratio = None
@@ -257,13 +256,10 @@ def main(argv=None):
         proc, url = start_server(model_dir, env)
         try:
             for c in args.concurrency:
+                r, ok = run_http(url, sent_file, sentences, src_len, c, args.seconds)
+                results[name]["http"][str(c)] = r
                 if c == 1 and name.startswith("continuous"):
-                    res = subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(sent_file), "1",
-                                          str(args.seconds)], capture_output=True, text=True, cwd=REPO, check=True)
-                    reqs = json.loads(res.stdout)["requests"]
-                    ratios = [lat / bare[sentences[i]] for i, lat, st in reqs if sentences[i] in bare and st == 200]
-                    c1_ratio = statistics.median(ratios)
-                results[name]["http"][str(c)] = r = run_http(url, sent_file, sentences, src_len, c, args.seconds)
+                    c1_ratio = statistics.median(lat / bare[sentences[i]] for i, lat in ok if sentences[i] in bare)
                 log(f"{name} HTTP c={c}: {r['sentences_per_s']:.0f}/s p50 {r['p50_ms']:.1f} p99 {r['p99_ms']:.1f}")
         finally:
             proc.terminate(); proc.wait(30)
