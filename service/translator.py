@@ -216,11 +216,8 @@ class DecodeBatch:
             off += k
         if not self.drop_finished and all(q.result is not None for q in keep_seqs):   # the batch drained
             keep_seqs, keep_rows, origins, new_tok, new_score, new_toks, new_attn = ([] for _ in range(7))
-        if len(keep_rows) < self.rows:           # drop finished rows, and padding no one needs any more
-            rows = np.array(keep_rows, dtype=np.int64)
-            smax = max((len(q.src_ids) for q in keep_seqs), default=0)
-            self.enc, self.keys, self.mask = (x[rows, :smax] for x in (self.enc, self.keys, self.mask))
-            self.seqs = keep_seqs
+        if len(keep_rows) < self.rows:           # drop finished rows
+            self._keep_sources(keep_rows, keep_seqs)
         # rows of one sequence share enc/keys/mask, so only the decoder state follows the beam origins
         self.state = state[np.array(origins, dtype=np.int64)]
         self.toks, self.attn = new_toks, new_attn
@@ -236,14 +233,19 @@ class DecodeBatch:
             if id(q) in wanted:
                 rows.extend(range(off, off + q.k))
             off += q.k
-        self.seqs = [q for q in self.seqs if id(q) in wanted]
-        idx = np.array(rows, dtype=np.int64)
-        smax = max((len(q.src_ids) for q in self.seqs), default=0)
-        self.enc, self.keys, self.mask = (x[idx, :smax] for x in (self.enc, self.keys, self.mask))
+        idx = self._keep_sources(rows, [q for q in self.seqs if id(q) in wanted])
         self.state, self.y, self.score = self.state[idx], self.y[idx], self.score[idx]
         self.toks = [self.toks[r] for r in rows]
         self.attn = [self.attn[r] for r in rows]
         self.rows = len(rows)
+
+    def _keep_sources(self, rows: list[int], seqs: list[Sequence]) -> np.ndarray:
+        """Keeps these rows of enc/keys/mask, trimmed to the longest source still there; seqs own them."""
+        idx = np.array(rows, dtype=np.int64)
+        smax = max((len(q.src_ids) for q in seqs), default=0)
+        self.enc, self.keys, self.mask = (x[idx, :smax] for x in (self.enc, self.keys, self.mask))
+        self.seqs = seqs
+        return idx
 
     def _finish(self, q: Sequence) -> None:
         sp, n = self.tr.sp_tgt, len(q.src_ids)

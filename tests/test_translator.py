@@ -104,3 +104,20 @@ def test_static_batch_keeps_finished_rows_until_it_drains(translator):
         done += batch.step()
     assert set(rows) == {2} and len(done) == 2                  # idle rows ride along: the waste it measures
     assert [q.result.text for q in seqs] == [r.text for r in translator.translate_batch([q.tag for q in seqs])]
+
+
+def test_dropping_a_sequence_mid_decode_leaves_the_others_intact(translator):
+    from service.translator import DecodeBatch, Sequence
+
+    texts = ["We have the book too.", "They like the tea too.", "Thank you."]
+    seqs = [Sequence(translator.encode_source(s), k, k, False, 1.0, 30, tag=s) for s, k in zip(texts, (2, 1, 3))]
+    batch = DecodeBatch(translator)
+    batch.add(seqs)
+    batch.step()
+    batch.keep([seqs[0], seqs[2]])                    # the second one's client went away
+    assert batch.rows == 5 and batch.enc.shape[0] == 5
+    while batch.rows:
+        batch.step()
+    assert seqs[1].result is None
+    for q in (seqs[0], seqs[2]):
+        assert q.result.text == translator.translate_batch([q.tag], beam_size=q.k)[0].text
