@@ -90,3 +90,83 @@ def translator(model_dir):
     from service.translator import Translator
 
     return Translator(model_dir, provider="cpu", intra_threads=1)
+
+
+# -- real server processes (`python -m service`), shared by every test that talks HTTP to a real process --
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(*args: str, **env: str):
+    """Start `python -m service ARGS` (one ORT thread unless overridden); stdout and stderr merged."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "service", *args], cwd=REPO, text=True,
+                            env={**os.environ, "TRANSLATOR_INTRA_THREADS": "1", **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait_ready(proc, url: str, timeout: float = 60) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"server not ready after {timeout}s:\n{proc.stdout.read()}")
+
+
+class Server:
+    """A running `python -m service` on loopback: .url, .proc; .stop() sends SIGTERM and returns the output."""
+
+    def __init__(self, model_dir: Path, *args: str, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = serve("--model-dir", str(model_dir), "--provider", "cpu", "--port", str(self.port), *args, **env)
+        self.output = None
+
+    def stop(self, timeout: float = 30) -> str:
+        import signal
+        import subprocess
+
+        if self.output is None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.output = self.proc.communicate(timeout=timeout)[0]
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.output = self.proc.communicate()[0]
+        return self.output
+
+
+@pytest.fixture
+def start_server():
+    """`start_server(model_dir, *flags, **env) -> Server`, ready to serve; every server is stopped afterwards."""
+    servers = []
+
+    def start(model_dir: Path, *args: str, wait: bool = True, **env: str) -> Server:
+        s = Server(model_dir, *args, **env)
+        servers.append(s)
+        if wait:
+            wait_ready(s.proc, s.url)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()

@@ -1,46 +1,13 @@
 """`python -m service` as a real process: start, become ready, translate over HTTP, stop; fail fast on a bad start."""
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import onnxruntime as ort
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(*args: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "service", *args], cwd=REPO, text=True,
-                            env={**os.environ, "TRANSLATOR_INTRA_THREADS": "1", **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{proc.stdout.read()}")
-        try:
-            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail(f"server not ready after {timeout}s:\n{proc.stdout.read()}")
+from conftest import serve, wait_ready, free_port
 
 
 def test_server_translates_over_http(model_dir):
