@@ -19,6 +19,31 @@ class PayloadTooLarge(InvalidInput):
     kind = "payload_too_large"
 
 
+class Unauthorized(TranslatorError):
+    """No API key where the service requires one."""
+
+    status = 401
+    kind = "unauthorized"
+
+
+class Forbidden(TranslatorError):
+    """An API key (or metrics token) that is not valid."""
+
+    status = 403
+    kind = "forbidden"
+
+
+class RateLimited(TranslatorError):
+    """A key or client address over its request rate; answered with Retry-After."""
+
+    status = 429
+    kind = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Overloaded(TranslatorError):
     status = 503
     kind = "overloaded"
