@@ -6,7 +6,7 @@ DATA   ?= ../shared/data/eng-pol.tsv
 RUN    ?= runs/eng-pol
 MODEL  ?= models/eng-pol
 
-.PHONY: serve test train export export-fp32 evaluate bench clean
+.PHONY: serve test train export export-fp32 evaluate bench clean load soak compose-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,13 @@ $(VENV)/.serve: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[serve]"
 	touch $@
 
+$(VENV)/.load: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[serve,load]"
+	touch $@ $(VENV)/.serve
+
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $@ $(VENV)/.serve
+	touch $@ $(VENV)/.serve $(VENV)/.load
 
 ## serve the shipped model on TRANSLATOR_HOST:TRANSLATOR_PORT (default 127.0.0.1:8000)
 serve: $(VENV)/.serve
@@ -49,3 +53,25 @@ clean:
 ## batching strategies side by side (docs/benchmarks/); needs a quiet machine, ~6 minutes
 bench: $(VENV)/.dev
 	$(PY) -m bench.run
+
+HOST     ?= http://127.0.0.1:8000
+LOAD_OUT ?= load/results
+## Locust against a running service (HOST=...): step profile 10..60 users over 3 min, SLO gates (exit 1 if missed);
+## writes $(LOAD_OUT)/load_stats*.csv, load.html, load.png (latency percentiles, throughput). LOAD_ARGS: more flags
+load: $(VENV)/.load
+	mkdir -p $(LOAD_OUT)
+	$(PY) -m locust -f load/locustfile.py,load/shape.py --headless --only-summary --host $(HOST) \
+	  --csv $(LOAD_OUT)/load --html $(LOAD_OUT)/load.html --slo-report $(LOAD_OUT)/load_slo.json $(LOAD_ARGS); \
+	  rc=$$?; $(PY) load/plot.py $(LOAD_OUT)/load; exit $$rc
+
+## 10 minutes of steady Locust load: passes with zero failures, the SLO gates met and RSS growing < 10% after
+## warm-up; serves the shipped model itself unless HOST=... is given. SOAK_ARGS: more flags (load/soak.py --help)
+soak: $(VENV)/.load
+	$(PY) load/soak.py $(if $(filter command line environment,$(origin HOST)),--host $(HOST)) \
+	  --csv $(LOAD_OUT)/soak $(SOAK_ARGS)
+
+## docker-compose.yml brought up for real (needs root; starts Debian's Docker engine if none runs): builds the
+## images offline, translates through the published port, checks Prometheus scraped the service, runs the
+## `load` profile briefly, tears down (deploy/compose_test.sh; a recorded run: docs/compose-test.log)
+compose-test: | $(PY)
+	bash deploy/compose_test.sh

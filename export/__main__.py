@@ -1,4 +1,4 @@
-"""`python -m export {train,onnx,evaluate}`: the training and export pipeline."""
+"""`python -m export {train,onnx,evaluate,plot-attention}`: the training and export pipeline."""
 from __future__ import annotations
 
 import argparse
@@ -6,13 +6,14 @@ import sys
 
 
 def main(argv=None) -> int:
-    from . import evaluate, onnx_export, train
+    from . import evaluate, onnx_export, plot_attention, train
 
     p = argparse.ArgumentParser(prog="python -m export", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     commands = {"train": (train, "train tokenizers and the model on a TSV corpus"),
                 "onnx": (onnx_export, "export a checkpoint to an ONNX model directory (parity-checked)"),
-                "evaluate": (evaluate, "BLEU/chrF of a model directory through the serving engine")}
+                "evaluate": (evaluate, "BLEU/chrF of a model directory through the serving engine"),
+                "plot-attention": (plot_attention, "attention heatmap PNGs for chosen sentences")}
     for name, (mod, help_) in commands.items():
         mod.add_args(sub.add_parser(name, help=help_))
     args = p.parse_args(argv)

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import sys
+import tempfile
 
 import uvicorn
 
@@ -31,12 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as e:
         print(f"python -m service: cannot load the model: {e}", file=sys.stderr)
         return 1
-    common = dict(host=settings.host, port=settings.port, log_level=settings.log_level, loop="auto", http="auto")
+    common = dict(host=settings.host, port=settings.port, log_level=settings.log_level, loop="auto", http="auto",
+                  timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)))
     if settings.workers == 1:
         uvicorn.run(create_app(settings, translator), **common)
-    else:   # each worker process builds its own app (and model) from the environment
-        del translator
-        os.environ.update({ENV_PREFIX + k.upper(): str(v) for k, v in dataclasses.asdict(settings).items()})
+        return 0
+    # Several workers: each process builds its own app (and loads the model once) from the environment;
+    # metrics go through prometheus-client's multiprocess mode, so any worker's /metrics shows all of them.
+    del translator
+    os.environ.update({ENV_PREFIX + k.upper(): str(v) for k, v in dataclasses.asdict(settings).items()})
+    with tempfile.TemporaryDirectory(prefix="translator-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         uvicorn.run("service.app:create_app_from_env", factory=True, workers=settings.workers, **common)
     return 0
 

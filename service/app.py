@@ -7,23 +7,35 @@ leaves through `error_response`: JSON `{"error": message, "type": kind}` with an
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator, Coroutine, TypeVar
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.config.cors import CORSConfig
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, TooManyRequestsException, ValidationException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody
 
 from . import __version__, metrics
-from .errors import InvalidInput, Overloaded, PayloadTooLarge, TranslatorError
+from .openapi import (METRICS_RESPONSES, MODELS_RESPONSES, PLAIN_RESPONSES, READY_RESPONSES, TRANSLATE_RESPONSES,
+                      DocumentedOperation, RequestLimits)
+from .errors import (ClientClosedRequest, Forbidden, InvalidInput, Overloaded, PayloadTooLarge, RateLimited, TimedOut,
+                     TranslatorError, Unauthorized)
+from .demo import demo_page
 from .engine import Engine
+from .heatmap import attention_of
 from .settings import Settings
+from .shutdown import drain_on_sigterm
 from .translator import Hypothesis, TranslationResult, Translator
 
 log = logging.getLogger(__name__)
@@ -31,6 +43,7 @@ log = logging.getLogger(__name__)
 SOURCES, TARGETS = ("en", "auto"), ("pl",)    # "auto" is accepted as a source and means English
 LANGUAGES = [{"code": "en", "name": "English", "targets": ["pl"]}, {"code": "pl", "name": "Polish", "targets": []}]
 RETRY_AFTER_S = 1
+T = TypeVar("T")
 
 
 # -- the edge: request and response bodies ----------------------------------------------------------
@@ -42,19 +55,36 @@ class TranslateRequest(msgspec.Struct):
     source: Annotated[str, msgspec.Meta(max_length=16)] = "en"
     target: Annotated[str, msgspec.Meta(max_length=16)] = "pl"
     format: Annotated[str, msgspec.Meta(max_length=16)] = "text"
-    alternatives: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
-    """Extra translations after the best one (n-best from beam search); beam_size is raised to alternatives+1."""
-    beam_size: Annotated[int, msgspec.Meta(ge=1, le=64)] | None = None
+    alternatives: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Extra translations after the best one (n-best from beam search); beam_size is raised to alternatives+1.
+    At most TRANSLATOR_MAX_BEAM - 1 (checked in the handler; the app's schema states the maximum)."""
+    beam_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
     """Beam width (1 = greedy); default: the service's TRANSLATOR_DEFAULT_BEAM."""
-    return_attention: bool = False
+    return_attention: Annotated[bool, msgspec.Meta(
+        description="add `attention` to the answer: the best hypothesis's attention weights, one row per target "
+                    "token, one column per source token")] = False
     api_key: Annotated[str, msgspec.Meta(max_length=256)] | None = None
-    """Accepted for LibreTranslate compatibility; not checked."""
+    """LibreTranslate's way to send an API key (headers `Authorization: Bearer KEY` / `X-API-Key` work too);
+    checked only when the service has keys configured (TRANSLATOR_API_KEYS)."""
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] | None = None
+    """Deadline in seconds for this request, queueing included (504 past it); may only lower the service's
+    TRANSLATOR_REQUEST_TIMEOUT_S."""
 
 
 class Attention(msgspec.Struct):
-    source_tokens: list[str]                 # incl. the </s> the model saw
-    target_tokens: list[str]                 # plus "</s>" when the hypothesis ended with it
-    weights: list[list[float]]               # one row per target token, one column per source token
+    """Where the decoder looked: for the best hypothesis (greedy, or the best of the beam), one row of
+    attention weights per target token over the source tokens; every row sums to 1. A blank text has
+    empty lists."""
+
+    source_tokens: Annotated[list[str], msgspec.Meta(
+        description="source subword pieces the model saw (SentencePiece, '▁' marks a word start), ending "
+                    "with the end-of-sentence token '</s>'; one per column of `weights`")]
+    target_tokens: Annotated[list[str], msgspec.Meta(
+        description="target subword pieces generated, plus '</s>' when the hypothesis ended with it; one per "
+                    "row of `weights`")]
+    weights: Annotated[list[list[float]], msgspec.Meta(
+        description="len(target_tokens) rows x len(source_tokens) columns; row i is the attention distribution "
+                    "(non-negative, summing to 1) used to generate target token i")]
 
 
 class TranslateResponse(msgspec.Struct, omit_defaults=True):
@@ -64,13 +94,13 @@ class TranslateResponse(msgspec.Struct, omit_defaults=True):
     alternatives: list[Any] | None = None        # [str] or, for a list q, [[str]]
     alternative_scores: list[Any] | None = None  # aligned with alternatives
     score: float | list[float] | None = None     # of the best translation (length-normalised log-probability)
-    attention: Attention | list[Attention] | None = None
+    attention: Annotated[Attention | list[Attention] | None, msgspec.Meta(
+        description="only with return_attention: one Attention object for a string q, a list of them (one per "
+                    "text) for a list q")] = None
 
 
 def _attention(res: TranslationResult, h: Hypothesis) -> Attention:
-    weights = h.attention or []
-    target = h.tokens + ["</s>"] if len(weights) == len(h.tokens) + 1 else list(h.tokens)
-    return Attention(res.source_tokens, target, weights)
+    return Attention(**attention_of(res, h))
 
 
 def _response(q: str | list[str], results: list[TranslationResult], alternatives: int,
@@ -88,18 +118,89 @@ def _response(q: str | list[str], results: list[TranslationResult], alternatives
 
 
 # -- handlers ----------------------------------------------------------------------------------------
-@post("/translate", status_code=200)
-async def translate(data: JSONBody[TranslateRequest], engine: NamedDependency[Engine],
-                    settings: NamedDependency[Settings]) -> TranslateResponse:
+@post("/translate", status_code=200, responses=TRANSLATE_RESPONSES, operation_class=DocumentedOperation)
+async def translate(request: Request, data: JSONBody[TranslateRequest], engine: NamedDependency[Engine],
+                    settings: NamedDependency[Settings], auth: NamedDependency[Auth]) -> TranslateResponse:
     t0 = time.perf_counter()
     try:
+        data = _strict(await request.json())     # the JSON litestar already parsed, checked without coercion
+        auth.check(request, data.api_key)        # before anything reaches the model
         texts, beam, nbest = _validate(data, settings)
-        results = await engine.submit(texts, beam, nbest, data.return_attention)
+        timeout = min(data.timeout or settings.request_timeout_s, settings.request_timeout_s)
+        results = await _until_deadline(request, engine.submit(texts, beam, nbest, data.return_attention), timeout)
         out = _response(data.q, results, data.alternatives, data.return_attention)
     finally:
         metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
     metrics.REQUESTS.labels(status="200").inc()   # failures are counted in error_response
     return out
+
+
+async def _until_deadline(request: Request, work: Coroutine[Any, Any, T], timeout: float) -> T:
+    """Awaits `work` unless the deadline passes (504) or the client disconnects first; either way the work is
+    cancelled, which takes its sentences out of the queue and the batch (Engine.submit)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait((task, gone), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        task.cancel()                 # no-op when finished; also when this handler itself is cancelled
+    if task in done:
+        return task.result()
+    if gone in done:
+        raise ClientClosedRequest("the client disconnected before its translation was ready")
+    raise TimedOut(f"the translation did not finish within the request's deadline of {timeout:g} s "
+                   "(queueing included); send fewer or shorter texts, or retry when the service is less busy")
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client closes the connection (the body has been read, so the next ASGI message is
+    `http.disconnect`, which uvicorn sends when the connection drops, or after the response is sent)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class Auth:
+    """API keys (TRANSLATOR_API_KEYS / _FILE): none configured = open. Missing key 401, wrong key 403."""
+
+    def __init__(self, keys: frozenset[str]):
+        self.keys = [k.encode() for k in keys]
+
+    def check(self, request: Request, body_key: str | None) -> None:
+        if not self.keys:
+            return
+        key = request_key(request) or body_key
+        if not key:
+            raise Unauthorized("this service needs an API key: send it as `Authorization: Bearer KEY`, "
+                               "`X-API-Key: KEY`, or the body field `api_key`")
+        if not any(hmac.compare_digest(key.encode(), k) for k in self.keys):   # constant time
+            raise Forbidden("the API key is not valid")
+
+
+def request_key(request: Request) -> str | None:
+    """The API key in the request's headers, if any (the body's api_key is the handler's to read)."""
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return request.headers.get("x-api-key") or None
+
+
+_INT_FIELDS = {f.encode_name for f in msgspec.inspect.type_info(TranslateRequest).fields
+               if any(isinstance(t, msgspec.inspect.IntType)
+                      for t in getattr(f.type, "types", (f.type,)))}
+
+
+def _strict(body: Any) -> TranslateRequest:
+    """The body as TranslateRequest, types exactly as documented: litestar converts request bodies leniently
+    (`"beam_size": "3"`, `"return_attention": 0` would pass), which the schema does not promise. An integral
+    number such as 2.0 is an integer in JSON Schema, and so here too."""
+    if isinstance(body, dict):
+        body = {k: int(v) if k in _INT_FIELDS and isinstance(v, float) and v.is_integer() else v
+                for k, v in body.items()}
+    try:
+        return msgspec.convert(body, TranslateRequest, strict=True)
+    except msgspec.ValidationError as e:
+        raise InvalidInput(f"invalid request: {e}") from None
 
 
 def _validate(data: TranslateRequest, settings: Settings) -> tuple[list[str], int, int]:
@@ -111,40 +212,44 @@ def _validate(data: TranslateRequest, settings: Settings) -> tuple[list[str], in
         raise InvalidInput(f"format {data.format!r} is not supported: only 'text'")
     texts = [data.q] if isinstance(data.q, str) else data.q
     if len(texts) > settings.max_texts:
-        raise PayloadTooLarge(f"q has {len(texts)} texts; the limit is {settings.max_texts} per request")
+        raise PayloadTooLarge(f"q has {len(texts)} texts, which exceeds the limit of {settings.max_texts} texts per "
+                              "request (TRANSLATOR_MAX_TEXTS)")
     for i, t in enumerate(texts):
         if len(t) > settings.max_text_chars:
-            raise PayloadTooLarge(f"text {i} has {len(t)} characters; the limit is {settings.max_text_chars}")
+            raise PayloadTooLarge(f"text {i} has {len(t)} characters, which exceeds the text limit of "
+                                  f"{settings.max_text_chars} (TRANSLATOR_MAX_TEXT_CHARS)")
+    if data.beam_size is not None and data.beam_size > settings.max_beam:
+        raise InvalidInput(f"beam_size {data.beam_size} exceeds the limit of {settings.max_beam} (TRANSLATOR_MAX_BEAM)")
+    if data.alternatives > settings.max_beam - 1:
+        raise InvalidInput(f"alternatives {data.alternatives} exceeds the limit of {settings.max_beam - 1} (the best "
+                           f"translation and its alternatives come from one beam of at most {settings.max_beam})")
     # n-best needs a beam at least as wide as the list: alternatives=k asks for k+1 hypotheses, so the beam
     # is widened to k+1 when narrower (beam_size=5, alternatives=2 keeps beam 5 and returns its 3 best).
     nbest = data.alternatives + 1
     beam = max(data.beam_size or min(settings.default_beam, settings.max_beam), nbest)
-    if beam > settings.max_beam:
-        asked = f"beam_size {data.beam_size}" + (f" with alternatives {data.alternatives}" if nbest > 1 else "")
-        raise InvalidInput(f"{asked} needs a beam of {beam}; the limit is {settings.max_beam} "
-                           f"(so at most {settings.max_beam - 1} alternatives)")
     return texts, beam, nbest
 
 
-@get("/languages", sync_to_thread=False)
+@get("/languages", sync_to_thread=False, responses=PLAIN_RESPONSES)
 def languages() -> list[dict[str, Any]]:
     return LANGUAGES
 
 
-@get("/health/live", sync_to_thread=False)
+@get("/health/live", sync_to_thread=False, responses=PLAIN_RESPONSES)
 def live() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@get("/health/ready", sync_to_thread=False)
+@get("/health/ready", sync_to_thread=False, responses=READY_RESPONSES, operation_class=DocumentedOperation)
 def ready(state: State) -> Response[dict[str, str]]:
     if state.get("ready"):
         return Response({"status": "ready"}, status_code=200)
-    return Response({"status": "not ready", "error": "the model is loading or the server is shutting down"},
+    return Response({"status": "not ready", "error": "the model is loading or the server is shutting down",
+                     "type": "not_ready"},
                     status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-@get("/v1/models", sync_to_thread=False)
+@get("/v1/models", sync_to_thread=False, responses=MODELS_RESPONSES, operation_class=DocumentedOperation)
 def models(translator: NamedDependency[Translator]) -> dict[str, Any]:
     raw, arch = translator.info.raw, translator.info.raw.get("architecture", {})
     return {"models": [{
@@ -158,32 +263,69 @@ def models(translator: NamedDependency[Translator]) -> dict[str, Any]:
 # -- errors: the one place exceptions become HTTP responses -----------------------------------------
 def _validation_message(exc: ValidationException) -> str:
     extra = exc.extra if isinstance(exc.extra, list) else [exc.extra] if exc.extra else []
+    if any(isinstance(e, dict) and e.get("key") == "data" and e.get("message") == "'data'" for e in extra):
+        return 'invalid request: the body is empty; send a JSON object such as {"q": "Hello"}'
     parts = [f"{e.get('message', e)}" + (f" (at {e['key']!r})" if e.get("key") else "") if isinstance(e, dict)
              else str(e) for e in extra]
     return "invalid request: " + ("; ".join(parts) if parts else exc.detail)
 
 
+def _json_message(detail: str) -> str:
+    """msgspec's message for a body that is not JSON, with what it most likely means."""
+    if "truncated" in detail:
+        return (f"{detail}: the JSON ends early, or a string holds a lone UTF-16 surrogate escape (\\ud800-\\udbff "
+                "without its low half), which is not text")
+    if "surrogate" in detail:
+        return f"{detail}: a string holds a lone UTF-16 surrogate escape, which is not text"
+    return detail
+
+
+def _body_too_large(request: Request) -> str:
+    limit = request.route_handler.resolve_request_max_body_size()
+    size = f"has {request.content_length} bytes" if request.content_length is not None else "is larger than that"
+    return f"the request body {size}; the limit is {limit} bytes (TRANSLATOR_MAX_BODY_BYTES)"
+
+
 def error_response(request: Request, exc: Exception) -> Response[dict[str, str]]:
+    headers: dict[str, str] = {}
     if isinstance(exc, TranslatorError):
         status, kind, message = exc.status, exc.kind, str(exc)
+    elif isinstance(exc, TooManyRequestsException):   # the rate limiter (litestar's RateLimitMiddleware)
+        status, kind = 429, RateLimited.kind
+        reset = max(1, int((exc.headers or {}).get("RateLimit-Reset", RETRY_AFTER_S)))
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower().startswith("ratelimit")}
+        headers["Retry-After"] = str(reset)
+        message = f"rate limit exceeded: at most {exc.headers.get('RateLimit-Limit', '?') if exc.headers else '?'} " \
+                  f"requests per minute per API key or client address; retry in {reset} s"
     elif isinstance(exc, ValidationException):
         status, kind, message = 400, InvalidInput.kind, _validation_message(exc)
+    elif isinstance(exc, UnicodeDecodeError):   # litestar's JSON decoding lets it through: the body is not UTF-8
+        status, kind = 400, InvalidInput.kind
+        message = f"invalid request: the body is not valid UTF-8 ({exc.reason}); send UTF-8 JSON"
     elif isinstance(exc, HTTPException):   # malformed JSON, body too large, unknown route, wrong method
         status, message = exc.status_code, exc.detail
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}   # 405 names the methods
         if status >= 500:
             log.exception("error on %s %s", request.method, request.url.path)
         kind = {400: InvalidInput.kind, 413: PayloadTooLarge.kind}.get(status, "http_error")
         if status == 400:
-            message = f"invalid request: {message}"
+            message = f"invalid request: {_json_message(message)}"
         elif status == 404:
             message = f"no route {request.method} {request.url.path}; see GET /schema for the API"
+        elif status == 405:
+            message = f"{request.method} is not allowed on {request.url.path} (allowed: {headers.get('allow', '?')})"
+        elif status == 413:
+            message = _body_too_large(request)
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         status, kind, message = 500, "internal_error", "internal server error; it was logged"
     if request.url.path == "/translate":
         metrics.REQUESTS.labels(status=str(status)).inc()
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None
-    return Response({"error": message, "type": kind}, status_code=status, headers=headers)
+        if status in (401, 403, 429, 499, 503, 504):
+            metrics.REJECTED.labels(reason=kind).inc()
+    if status in (429, 503):
+        headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+    return Response({"error": message, "type": kind}, status_code=status, headers=headers or None)
 
 
 # -- the app -----------------------------------------------------------------------------------------
@@ -194,6 +336,8 @@ def load_translator(settings: Settings) -> Translator:
 
 
 def create_app(settings: Settings, translator: Translator | None = None) -> Litestar:
+    auth = Auth(settings.keys())
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         tr = app.state.translator or await asyncio.to_thread(load_translator, settings)
@@ -202,12 +346,15 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
                         mode=settings.batching, batch_wait_ms=settings.batch_wait_ms)
         engine.start()
         app.state.translator, app.state.engine, app.state.ready = tr, engine, True
-        log.info("model %s %s ready on %s", tr.info.raw.get("name"), tr.info.raw.get("version"), tr.provider)
+        drain_on_sigterm(app.state, engine, settings)
+        log.info("model %s %s ready on %s (process %d)", tr.info.raw.get("name"), tr.info.raw.get("version"),
+                 tr.provider, os.getpid())
         try:
             yield
         finally:
             app.state.ready = False
-            await engine.stop()
+            await engine.stop(timeout=settings.shutdown_grace_s)
+            metrics.process_exited()
 
     def provide_engine(state: State) -> Engine:
         if not state.get("ready"):
@@ -219,20 +366,39 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
             raise Overloaded("the model is not loaded yet; retry shortly")
         return state.translator
 
-    # the largest valid body: every text at the limit, each character JSON-escaped (\uXXXX), plus slack
-    max_body = settings.max_texts * settings.max_text_chars * 6 + 64 * 1024
+    def metrics_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        auth = connection.headers.get("authorization", "")
+        if not auth:
+            raise Unauthorized("GET /metrics needs `Authorization: Bearer TOKEN` (TRANSLATOR_METRICS_TOKEN)")
+        if not hmac.compare_digest(auth.encode(), f"Bearer {settings.metrics_token}".encode()):
+            raise Forbidden("the metrics token is not valid")
+
+    class Metrics(metrics.MetricsController):
+        guards = [metrics_guard] if settings.metrics_token else None
+
+    middleware = [metrics.prometheus_config.middleware]
+    if settings.rate_limit:   # per API key (from the headers) or client address, per worker process
+        middleware.append(RateLimitConfig(
+            rate_limit=("minute", settings.rate_limit), set_rate_limit_headers=True,
+            identifier_for_request=lambda r: "key:" + key if (key := request_key(r)) else "addr:" + get_remote_address(r),
+            check_throttle_handler=lambda r: r.url.path == "/translate").middleware)
+
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     return Litestar(
-        route_handlers=[translate, languages, live, ready, models, metrics.PrometheusController],
+        route_handlers=[translate, languages, live, ready, models, Metrics, demo_page],
         lifespan=[lifespan],
         state=State({"translator": translator, "engine": None, "ready": False}),
         dependencies={"engine": Provide(provide_engine, sync_to_thread=False),
                       "translator": Provide(provide_translator, sync_to_thread=False),
-                      "settings": Provide(lambda: settings, sync_to_thread=False)},
+                      "settings": Provide(lambda: settings, sync_to_thread=False),
+                      "auth": Provide(lambda: auth, sync_to_thread=False)},
         exception_handlers={Exception: error_response},
-        middleware=[metrics.prometheus_config.middleware],
+        middleware=middleware,
+        cors_config=CORSConfig(allow_origins=origins, allow_methods=["GET", "POST"]) if origins else None,
         openapi_config=OpenAPIConfig(title="English->Polish translation service", version=__version__,
                                      path="/schema"),
-        request_max_body_size=max_body,
+        request_max_body_size=settings.body_limit(),   # larger than the largest valid request (settings.py)
+        plugins=[RequestLimits(TranslateRequest, settings, SOURCES, TARGETS)],
     )
 
 

@@ -48,6 +48,7 @@ class Engine:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.inflight = 0                         # submit() calls not yet answered (graceful shutdown waits on it)
         self._held: list[Sequence] = []           # static mode: finished, answered when the batch drains
         # Admit newcomers once this many rows are both free and waiting (or the batch is empty, or they have
         # waited a few steps). An encoder run costs about the same for 2 sentences as for 16 (it is sequential
@@ -85,6 +86,14 @@ class Engine:
 
     async def submit(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
                      return_attention: bool = False) -> list[TranslationResult]:
+        self.inflight += 1
+        try:
+            return await self._submit(texts, beam_size, num_hypotheses, return_attention)
+        finally:
+            self.inflight -= 1
+
+    async def _submit(self, texts: list[str], beam_size: int, num_hypotheses: int,
+                      return_attention: bool) -> list[TranslationResult]:
         if not texts:
             return []
         if len(texts) > self.max_queue:
@@ -160,8 +169,9 @@ class Engine:
         return admit
 
     def _iterate(self, batch: DecodeBatch, admit: list[Sequence]) -> None:
-        if any(q.tag[0].cancelled for q in batch.seqs):
+        if any(q.tag[0].cancelled for q in batch.seqs):   # timed out, disconnected or failed elsewhere
             batch.keep([q for q in batch.seqs if not q.tag[0].cancelled])
+            metrics.ACTIVE_SEQUENCES.set(len(batch.seqs))
         if admit:
             now = time.perf_counter()
             for q in admit:

@@ -54,6 +54,13 @@ class TimedOut(TranslatorError):
     kind = "timeout"
 
 
+class ClientClosedRequest(TranslatorError):
+    """The client disconnected before its answer was ready (nginx's 499; nobody receives this response)."""
+
+    status = 499
+    kind = "client_closed_request"
+
+
 class ModelError(TranslatorError):
     """The model failed while decoding (not the user's fault)."""
 

@@ -6,8 +6,13 @@ grouped by route template) come from `prometheus_config`; `GET /metrics` is `Pro
 """
 from __future__ import annotations
 
+import os
+
+from litestar import get
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, multiprocess
+
+from .openapi import METRICS_RESPONSES
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -29,15 +34,37 @@ GENERATED_TOKENS = Histogram(
 INPUT_TOKENS = Histogram("translator_input_tokens", "source subword tokens per sentence (incl. </s>)",
                          buckets=SIZE_BUCKETS)
 REQUESTS = Counter("translator_requests_total", "POST /translate requests by HTTP status", ["status"])
-QUEUE_SIZE = Gauge("translator_queue_size", "sentences waiting for the model")
-ACTIVE_SEQUENCES = Gauge("translator_active_sequences", "sentences the model is decoding now")
+REJECTED = Counter("translator_rejected_requests_total", "POST /translate requests refused or abandoned, by error type "
+                   "(overloaded, rate_limited, unauthorized, forbidden, timeout, client_closed_request)",
+                   ["reason"])
+# livesum: with several worker processes (prometheus-client multiprocess mode) the gauges add up over live workers
+QUEUE_SIZE = Gauge("translator_queue_size", "sentences waiting for the model", multiprocess_mode="livesum")
+ACTIVE_SEQUENCES = Gauge("translator_active_sequences", "sentences the model is decoding now",
+                         multiprocess_mode="livesum")
 
 INFERENCE_DURATION.labels(stage="encode")
 INFERENCE_DURATION.labels(stage="decode")   # exported from the start: dashboards see zeros, not gaps
 
+
+
+def process_exited() -> None:
+    """With several workers (PROMETHEUS_MULTIPROC_DIR set), drop this process's live gauges from the sums."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())
+
+
 prometheus_config = PrometheusConfig(app_name="translator", prefix="litestar", group_path=True,
                                      exclude=["^/metrics$"])
 
+
+class MetricsController(PrometheusController):
+    """litestar's PrometheusController, its OpenAPI entry saying what it answers: Prometheus text, not JSON, and
+    the 401/403 of a metrics token."""
+
+    get = get(media_type=CONTENT_TYPE_LATEST, responses=METRICS_RESPONSES, summary="Prometheus metrics",
+              description="Prometheus text exposition format.")(PrometheusController.get.fn)
+
 __all__ = ["ACTIVE_SEQUENCES", "BATCH_SIZE", "GENERATED_TOKENS", "INFERENCE_DURATION", "INPUT_TOKENS",
-           "QUEUE_DURATION", "QUEUE_SIZE", "REQUESTS", "REQUEST_DURATION", "PrometheusController",
+           "QUEUE_DURATION", "QUEUE_SIZE", "REJECTED", "REQUESTS", "REQUEST_DURATION", "MetricsController",
+           "PrometheusController",
            "prometheus_config"]

@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "TRANSLATOR_"
 PROVIDERS = ("auto", "cpu", "cuda")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+SECRETS = ("api_keys", "metrics_token")          # never echoed by --help
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,54 @@ class Settings:
     max_queue: int = 1024
     """TRANSLATOR_MAX_QUEUE: most sentences waiting for the model; beyond it requests get 503 + Retry-After."""
     max_text_chars: int = 1000
-    """TRANSLATOR_MAX_TEXT_CHARS: longest text accepted, in characters (413 beyond)."""
+    """TRANSLATOR_MAX_TEXT_CHARS: longest text accepted, in characters (Unicode code points; 413 beyond). 1000: a
+    long paragraph. The model translates sentence by sentence (trained on sentences of at most 250 characters),
+    so longer texts are better split by the client; the limit is checked before any tokenizing work."""
     max_texts: int = 64
-    """TRANSLATOR_MAX_TEXTS: most texts in one request's `q` list (413 beyond)."""
+    """TRANSLATOR_MAX_TEXTS: most texts in one request's `q` list (413 beyond). 64 x 1000 characters is in line
+    with the per-request caps of public translation APIs (tens of thousands of characters), and 64 sentences
+    fill one decoder batch (TRANSLATOR_MAX_BATCH) at greedy."""
     default_beam: int = 3
     """TRANSLATOR_DEFAULT_BEAM: beam size when a request does not say (1 = greedy). 3, because on the held-out
     test split it lifts chrF from 49.4 (greedy) to 51.3 for 3 rows of compute per sentence (beam 5: 51.8)."""
     max_beam: int = 8
-    """TRANSLATOR_MAX_BEAM: largest beam_size (and alternatives + 1) a request may ask for."""
-    max_source_tokens: int = 256
-    """TRANSLATOR_MAX_SOURCE_TOKENS: longest text accepted, in source subword tokens (413 beyond)."""
+    """TRANSLATOR_MAX_BEAM: largest beam_size a request may ask for (400 beyond); alternatives may be at most
+    max_beam - 1 (the best translation plus the alternatives come from one beam). 8: beam 5 already gets all
+    the chrF there is to get (51.8 vs 51.3 at beam 3), and a beam of k costs k decoder rows per sentence."""
+    max_source_tokens: int = 384
+    """TRANSLATOR_MAX_SOURCE_TOKENS: longest text accepted, in source subword tokens incl. end-of-sentence (413
+    beyond); this is the limit that bounds the model's work. 384: ordinary English runs ~3.5 characters per token
+    (1000-character stretches of the test split: 260-301 tokens), so a text within max_text_chars passes unless
+    it tokenizes abnormally (long unbroken strings, rare scripts, characters that Unicode-normalize to several)."""
+    max_body_bytes: int = 0
+    """TRANSLATOR_MAX_BODY_BYTES: largest request body accepted, in bytes (413 beyond, before it is parsed).
+    0 (the default) derives it from the limits above: the largest valid /translate request, every text at
+    max_text_chars with every character written the longest way JSON allows (a 12-byte escaped surrogate pair),
+    plus 64 KiB for whitespace (842 KB with the defaults). A value below the largest valid request is
+    refused at start-up, since it would reject requests the other limits accept."""
+    request_timeout_s: float = 30.0
+    """TRANSLATOR_REQUEST_TIMEOUT_S: deadline of a /translate request, queueing included; past it the answer is
+    504 and its sentences leave the batch. A request may ask for less with `"timeout"` (seconds), never more."""
+    shutdown_grace_s: float = 20.0
+    """TRANSLATOR_SHUTDOWN_GRACE_S: on SIGTERM, how long in-flight requests may take to finish before the
+    process exits anyway (docker-compose's stop_grace_period must be longer)."""
+    shutdown_drain_s: float = 1.0
+    """TRANSLATOR_SHUTDOWN_DRAIN_S: on SIGTERM, how long /health/ready answers 503 (and new requests are refused)
+    before the port closes, so a load balancer stops sending traffic first."""
+    api_keys: str = ""
+    """TRANSLATOR_API_KEYS: comma-separated API keys; when set (here or in api_keys_file), /translate needs one
+    (header `Authorization: Bearer KEY`, `X-API-Key: KEY`, or LibreTranslate's body field `api_key`)."""
+    api_keys_file: str = ""
+    """TRANSLATOR_API_KEYS_FILE: a file with one API key per line (# comments allowed), added to api_keys."""
+    metrics_token: str = ""
+    """TRANSLATOR_METRICS_TOKEN: when set, GET /metrics needs `Authorization: Bearer TOKEN` (Prometheus:
+    `authorization: {credentials: TOKEN}`); otherwise /metrics is open."""
+    rate_limit: int = 0
+    """TRANSLATOR_RATE_LIMIT: most /translate requests per minute per API key (or per client address without
+    one), per worker process; beyond it 429 with Retry-After. 0 = no limit."""
+    cors_origins: str = ""
+    """TRANSLATOR_CORS_ORIGINS: comma-separated origins allowed to call the API from a browser (`*` for any);
+    empty = CORS off (browsers allow same-origin pages only, like the demo page at /)."""
     workers: int = 1
     """TRANSLATOR_WORKERS: uvicorn worker processes (each loads its own copy of the model)."""
     log_level: str = "info"
@@ -72,6 +111,15 @@ class Settings:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
+        for name in ("request_timeout_s", "shutdown_grace_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.shutdown_drain_s < 0 or self.shutdown_drain_s > self.shutdown_grace_s:
+            raise ValueError(f"shutdown_drain_s must be in 0..shutdown_grace_s ({self.shutdown_grace_s}), "
+                             f"got {self.shutdown_drain_s}")
+        self.keys()                      # an unreadable api_keys_file stops the start, with its reason
+        if self.rate_limit < 0:
+            raise ValueError(f"rate_limit must be >= 0, got {self.rate_limit}")
         for name in ("intra_threads", "inter_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -79,6 +127,35 @@ class Settings:
                      "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_body_bytes < 0:
+            raise ValueError(f"max_body_bytes must be >= 0 (0 = derived from the other limits), "
+                             f"got {self.max_body_bytes}")
+        if 0 < self.max_body_bytes < self.largest_request_bytes():
+            raise ValueError(f"max_body_bytes {self.max_body_bytes} is smaller than the largest valid request "
+                             f"({self.largest_request_bytes()} bytes for max_texts {self.max_texts} x max_text_chars "
+                             f"{self.max_text_chars}); raise it, or set 0 to derive it from those limits")
+
+    def largest_request_bytes(self) -> int:
+        """The largest valid POST /translate body, written without insignificant whitespace: every text at
+        max_text_chars, each character as an escaped UTF-16 surrogate pair (12 bytes: the longest way JSON can
+        write one character), 4 bytes of quotes and separator per text, and 8 KiB for the other fields at their
+        longest (source/target/format 16 characters, api_key 256, numbers, booleans, the field names)."""
+        return self.max_texts * (12 * self.max_text_chars + 4) + 8 * 1024
+
+    def body_limit(self) -> int:
+        """The request body limit in force: max_body_bytes, or when 0 the largest valid request plus 64 KiB."""
+        return self.max_body_bytes or self.largest_request_bytes() + 64 * 1024
+
+    def keys(self) -> frozenset[str]:
+        """The accepted API keys (api_keys plus api_keys_file); empty means the API is open."""
+        keys = [k.strip() for k in self.api_keys.split(",")]
+        if self.api_keys_file:
+            try:
+                lines = Path(self.api_keys_file).read_text().splitlines()
+            except OSError as e:
+                raise ValueError(f"api_keys_file {self.api_keys_file!r} cannot be read: {e.strerror}") from None
+            keys += [ln.split("#", 1)[0].strip() for ln in lines]
+        return frozenset(k for k in keys if k)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -124,5 +201,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
         env_name = ENV_PREFIX + f.name.upper()
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=hints[f.name], choices=choices,
                        default=getattr(defaults, f.name), metavar=None if choices else f.name.upper(),
-                       help=f"{docs.get(f.name, '')} [env {env_name}; now: %(default)s]")
+                       help=f"{docs.get(f.name, '')} [env {env_name}; now: "
+                            + (("(set)" if getattr(defaults, f.name) else "(unset)") if f.name in SECRETS
+                               else "%(default)s") + "]")
     return p

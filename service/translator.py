@@ -58,18 +58,26 @@ class Translator:
 
     # -- tokens ---------------------------------------------------------------------------------
     def encode_source(self, text: str) -> list[int]:
-        """Subword ids of one source sentence, with end-of-sentence; [] for an empty/blank text."""
+        """Subword ids of one source sentence, with end-of-sentence; [] for a text in which the tokenizer finds
+        nothing (empty, whitespace, or only characters its normalization drops, such as U+200B or U+FEFF)."""
         text = " ".join(text.split())
-        return self.sp_src.encode(text) + [self.info.eos_id] if text else []
+        ids = self.sp_src.encode(text) if text else []
+        return ids + [self.info.eos_id] if ids else []
 
     def max_length_for(self, n_src: int) -> int:
         """Longest output allowed for a source of n_src tokens (Polish runs ~1.3x English in subwords)."""
         return min(self.max_output_tokens, 2 * n_src + 10)
 
     def warmup(self) -> None:
-        """Runs both graphs at a few shapes so the first real request does not pay for initialisation."""
-        self.translate_batch(["Hello.", "This is a warm-up sentence for the service."], beam_size=2)
-        self.translate_batch(["Warm up."])
+        """Runs both graphs at a few shapes so the first real request does not pay for initialisation. Runs
+        before serving starts, outside the source-token limit (a small TRANSLATOR_MAX_SOURCE_TOKENS must not
+        stop the service from starting)."""
+        limit, self.max_source_tokens = self.max_source_tokens, 1 << 30
+        try:
+            self.translate_batch(["Hello.", "This is a warm-up sentence for the service."], beam_size=2)
+            self.translate_batch(["Warm up."])
+        finally:
+            self.max_source_tokens = limit
 
     # -- the public core ------------------------------------------------------------------------
     def translate_batch(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
@@ -98,6 +106,11 @@ class Translator:
         results: list[TranslationResult | None] = [None] * len(texts)
         seqs = []
         for i, text in enumerate(texts):
+            try:
+                text.encode("utf-8")   # a lone surrogate (possible in a Python str, not in JSON we accept) is not text
+            except UnicodeEncodeError as e:
+                raise InvalidInput(f"text {i} is not valid Unicode: it holds a lone surrogate "
+                                   f"U+{ord(text[e.start]):04X} at character {e.start}") from None
             ids = self.encode_source(text)
             if len(ids) > self.max_source_tokens:
                 raise PayloadTooLarge(f"text {i} has {len(ids)} subword tokens, which exceeds the limit of "

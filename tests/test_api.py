@@ -105,6 +105,54 @@ def test_attention(client):
     assert len(many["attention"]) == 2 and many["attention"][1]["weights"] == []
 
 
+def check_attention(att: dict, text: str, translation: str, translator: Translator, beam: int) -> None:
+    """One Attention object: the source as the model tokenized it, the best hypothesis's tokens (plus </s>),
+    one row per target token, one column per source token, every row a distribution; and the very weights the
+    synchronous core computes for the best hypothesis at this beam."""
+    src = [translator.sp_src.id_to_piece(i) for i in translator.encode_source(text)]
+    assert att["source_tokens"] == src and src[-1] == "</s>"
+    assert att["target_tokens"][-1] == "</s>"
+    assert translator.sp_tgt.decode_pieces(att["target_tokens"][:-1]) == translation
+    assert len(att["weights"]) == len(att["target_tokens"])
+    for row in att["weights"]:
+        assert len(row) == len(src)
+        assert min(row) >= 0 and sum(row) == pytest.approx(1.0, abs=1e-4)
+    (best, *_), = [r.hypotheses for r in translator.translate_batch([text], beam_size=beam, return_attention=True)]
+    assert best.text == translation and att["target_tokens"] == best.tokens + ["</s>"]
+    assert att["weights"] == [pytest.approx(row, abs=1e-4) for row in best.attention]
+
+
+@pytest.mark.parametrize("beam, alternatives", [(1, 0), (3, 0), (3, 2)])
+def test_attention_of_the_best_hypothesis(client, translator, beam, alternatives):
+    """Greedy and beam search (with n-best too): the attention is the best hypothesis's, for a string q one
+    object, for a list q a list in q's order."""
+    one = translate(client, q=SENTENCES[2], beam_size=beam, alternatives=alternatives, return_attention=True).json()
+    assert isinstance(one["attention"], dict)
+    check_attention(one["attention"], SENTENCES[2], one["translatedText"], translator, beam)
+    many = translate(client, q=SENTENCES, beam_size=beam, alternatives=alternatives, return_attention=True).json()
+    assert isinstance(many["attention"], list) and len(many["attention"]) == len(SENTENCES)
+    for att, text, out in zip(many["attention"], SENTENCES, many["translatedText"]):
+        check_attention(att, text, out, translator, beam)
+    assert "attention" not in translate(client, q=SENTENCES[2], beam_size=beam).json()   # only when asked
+
+
+def test_attention_in_openapi_schema(client):
+    schema = client.get("/schema/openapi.json").json()
+    parts = schema["components"]["schemas"]
+    req, resp, att = parts["TranslateRequest"], parts["TranslateResponse"], parts["Attention"]
+    assert req["properties"]["return_attention"]["type"] == "boolean" and \
+        "attention" in req["properties"]["return_attention"]["description"]
+    field = resp["properties"]["attention"]
+    assert {"$ref": "#/components/schemas/Attention"} in field["oneOf"]
+    assert {"type": "array", "items": {"$ref": "#/components/schemas/Attention"}} in field["oneOf"]
+    assert "list" in field["description"]
+    assert sorted(att["required"]) == ["source_tokens", "target_tokens", "weights"]
+    assert att["properties"]["weights"]["items"]["items"]["type"] == "number"
+    assert "sum" in att["properties"]["weights"]["description"]
+    for name in ("source_tokens", "target_tokens"):
+        assert att["properties"][name]["items"]["type"] == "string" and att["properties"][name]["description"]
+
+
 @pytest.mark.parametrize("body, word", [({"q": "Hi.", "source": "de"}, "English to Polish"),
                                         ({"q": "Hi.", "target": "fr"}, "English to Polish"),
                                         ({"q": "Hi.", "format": "html"}, "text")])
