@@ -103,3 +103,25 @@ def test_training_resumes_from_its_checkpoint(tmp_path, run_dir):
     train.run(train_args(data, out, epochs=2, resume=True))
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2] and (out / "loss_curve.png").stat().st_size > 1000
+
+
+def test_int8_export_quantizes_per_row_so_batching_never_changes_a_result(run_dir, tmp_path):
+    import onnx
+
+    from service.translator import Translator
+
+    out = tmp_path / "int8"
+    onnx_export.run(argparse.Namespace(run=str(run_dir), out=str(out), force=False, version="t", no_eval=True,
+                                       eval_beams=[1], quantize="int8"))
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["quantization"]["batch_equals_single"] is True
+    for name in ("encoder.onnx", "decoder_step.onnx"):
+        ops = {n.op_type for n in onnx.load(str(out / name)).graph.node}
+        assert "DynamicQuantizeLinear" not in ops and "DynamicQuantizeLSTM" not in ops
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(out / "decoder_step.onnx")).graph.node}
+    tr = Translator(out, provider="cpu", intra_threads=1)
+    float_tr = Translator(run_dir.parent / "model-lstm", provider="cpu", intra_threads=1)
+    texts = [f"{s} {v} {o}." for s in ("I", "We", "They") for v in ("see", "like") for o in ("a cat", "the book")]
+    assert [r.text for r in tr.translate_batch(texts)] == [tr.translate_batch([t])[0].text for t in texts]
+    same = sum(a.text == b.text for a, b in zip(tr.translate_batch(texts), float_tr.translate_batch(texts)))
+    assert same >= len(texts) * 0.8                     # int8 keeps (nearly all) the float model's answers
