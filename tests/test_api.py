@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import logging
 import threading
 import time
 
@@ -253,10 +254,31 @@ def test_overload_batching_and_failure_isolation(model_dir):
         alone = [client.post("/translate", json={"q": s}).json()["translatedText"] for s in SENTENCES[:2]]
         assert answers["a"].json()["translatedText"] == alone             # batched equals alone
 
-        gated.fail_next = True                                            # one failing decoder step
-        failed = client.post("/translate", json={"q": "Thank you."})
+        # one failing decoder step: it fails the request in that step only; one queued behind it succeeds
+        answers.clear()
+        threads.clear()
+        gated.gate.clear()
+        gated.entered.clear()
+        gated.fail_next = True
+        send("failing", "Thank you.", 0)
+        assert gated.entered.wait(10)
+        send("queued", "I see a cat.", 1)
+        records: list[logging.LogRecord] = []
+        catch = logging.Handler(logging.ERROR)
+        catch.emit = records.append
+        logging.getLogger("service.engine").addHandler(catch)   # (litestar's logging config stops propagation)
+        try:
+            gated.gate.set()
+            for t in threads:
+                t.join(30)
+        finally:
+            logging.getLogger("service.engine").removeHandler(catch)
+        failed = answers["failing"]
         assert failed.status_code == 500 and failed.json()["type"] == "model_error"
-        assert "Traceback" not in failed.text
+        assert "Traceback" not in failed.text and "simulated" not in failed.text
+        assert answers["queued"].status_code == 200 and answers["queued"].json()["translatedText"]
+        logged = [logging.Formatter().format(r) for r in records if r.exc_info]   # a log line with the traceback
+        assert logged and "Traceback" in logged[0] and "simulated model failure" in logged[0]
         assert client.post("/translate", json={"q": "Thank you."}).status_code == 200   # the engine lives on
 
 
