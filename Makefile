@@ -6,7 +6,7 @@ DATA   ?= ../shared/data/eng-pol.tsv
 RUN    ?= runs/eng-pol
 MODEL  ?= models/eng-pol
 
-.PHONY: serve test train export export-fp32 evaluate bench clean load soak compose-test
+.PHONY: serve test train export export-fp32 evaluate bench bench-gpu clean load soak compose-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,23 @@ clean:
 bench: $(VENV)/.dev
 	$(PY) -m bench.run
 
+GPU_VENV ?= .venv-gpu
+ORT_GPU  ?= onnxruntime-gpu[cuda,cudnn]
+## the CUDA figures (docs/benchmarks/gpu.md, gpu.json) in under 5 minutes, on a machine with an NVIDIA GPU; first
+## installs the service into its own virtualenv $(GPU_VENV) with $(ORT_GPU) in place of onnxruntime (a large
+## download: the CUDA 12 / cuDNN 9 runtime wheels; ORT_GPU=onnxruntime-gpu==X.Y picks a release). Without a
+## usable GPU it stops at once (exit 2) and writes nothing
+bench-gpu: $(GPU_VENV)/.gpu
+	$(GPU_VENV)/bin/python -m bench.gpu
+
+$(GPU_VENV)/.gpu: pyproject.toml
+	$(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(GPU_VENV)/bin/python -m pip install --quiet -e ".[serve]" httpx
+	$(GPU_VENV)/bin/python -m pip uninstall --yes --quiet onnxruntime onnxruntime-gpu
+	$(GPU_VENV)/bin/python -m pip install --quiet "$(ORT_GPU)"
+	touch $@
+
 HOST     ?= http://127.0.0.1:8000
 LOAD_OUT ?= load/results
 ## Locust against a running service (HOST=...): step profile 10..60 users over 3 min, SLO gates (exit 1 if missed);
@@ -61,7 +78,8 @@ LOAD_OUT ?= load/results
 load: $(VENV)/.load
 	mkdir -p $(LOAD_OUT)
 	$(PY) -m locust -f load/locustfile.py,load/shape.py --headless --only-summary --host $(HOST) \
-	  --csv $(LOAD_OUT)/load --html $(LOAD_OUT)/load.html --slo-report $(LOAD_OUT)/load_slo.json $(LOAD_ARGS); \
+	  --csv $(LOAD_OUT)/load --csv-full-history --html $(LOAD_OUT)/load.html \
+	  --slo-report $(LOAD_OUT)/load_slo.json $(LOAD_ARGS); \
 	  rc=$$?; $(PY) load/plot.py $(LOAD_OUT)/load; exit $$rc
 
 ## 10 minutes of steady Locust load: passes with zero failures, the SLO gates met and RSS growing < 10% after

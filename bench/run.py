@@ -4,7 +4,9 @@ Strategies: naive (TRANSLATOR_MAX_BATCH=1), static request-level dynamic batchin
 N and T tuned first), continuous batching (ours), and PyTorch eager one request at a time (when torch and
 the checkpoint are there). Each is measured in-process (asyncio clients on the engine, no HTTP) and through
 the real HTTP service (a `python -m service` process, loaded by a separate closed-loop load-generator
-process on loopback). Writes results.json, a markdown report and a latency/throughput PNG.
+process on loopback). Writes results.json, a markdown report and a latency/throughput PNG. The compute ceiling
+is the engine's decode loop alone with a full batch and no clients (`compute_ceiling`; `--only-ceiling` measures
+just that and writes nothing). The CUDA figures come from `python -m bench.gpu` (`make bench-gpu`).
 """
 from __future__ import annotations
 
@@ -77,6 +79,57 @@ def run_inprocess(translator, sentences, src_len, concurrency, seconds, **engine
         finally:
             await engine.stop()
     return summarize_records(*asyncio.run(main()), src_len, sentences)
+
+
+def compute_ceiling(translator, sentences, max_batch=64, n=3000, warm=300, beam=1):
+    """The compute ceiling: the engine's decode loop alone with a full batch, no clients, no event loop.
+
+    One DecodeBatch is filled to max_batch rows and kept full from an endless queue of the same sentence mix:
+    before every decoder step, rows freed by finished sentences are refilled with the next sentences, under
+    the engine's own admission rule (Engine.admit_rows / admit_after_steps: newcomers are admitted once 1/8 of
+    the batch is free or after 3 steps, one encoder run for all of them; refilling at every step costs an
+    encoder run and a copy of the batch's sources per step: 663 vs 722 sentences/s, interleaved, 2 shared cores).
+    After `warm` sentences, the next `n` are timed. Sources are tokenized beforehand (the engine tokenizes
+    on the event loop, not in its decode loop)."""
+    from service.engine import Engine
+    from service.translator import DecodeBatch, Sequence
+
+    policy = Engine(translator, max_batch=max_batch)      # not started: only its admission rule is used
+    ids = [x for x in (translator.encode_source(s) for s in sentences) if x]
+    j, waited = 0, 0
+
+    def admit(batch):
+        nonlocal j, waited
+        free = max_batch - batch.rows
+        if batch.rows:
+            waited += 1
+            if free < policy.admit_rows and waited < policy.admit_after_steps:
+                return 0
+        waited, seqs = 0, []
+        while free >= beam:
+            src = ids[j % len(ids)]
+            seqs.append(Sequence(src, beam, 1, False, 1.0, translator.max_length_for(len(src)), tag=j))
+            j, free = j + 1, free - beam
+        if seqs:
+            batch.add(seqs)
+        return bool(seqs)
+    batch = DecodeBatch(translator)
+
+    def run(count):
+        done = steps = rows = admissions = 0
+        t0 = time.perf_counter()
+        while done < count:
+            admissions += admit(batch)
+            rows += batch.rows
+            done += len(batch.step())
+            steps += 1
+        return done, steps, rows, admissions, time.perf_counter() - t0
+    run(warm)
+    done, steps, rows, admissions, wall = run(n)
+    return {"sentences_per_s": done / wall, "sentences": done, "wall_s": wall, "decoder_steps": steps,
+            "mean_rows_per_step": rows / steps, "admissions": admissions, "ms_per_step": wall / steps * 1e3,
+            "max_batch": max_batch, "beam": beam,
+            "method": "one DecodeBatch kept full from an endless queue under the engine's admission rule; no clients"}
 
 
 def run_torch(checkpoint, translator, sentences, src_len, concurrency, seconds, threads):
@@ -176,23 +229,39 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compare", default=str(REPO / "models" / "eng-pol-fp32"),
                    help="another variant of the same model (make export-fp32 writes it): its ceiling and chrF are reported")
+    p.add_argument("--ceiling-sentences", type=int, default=3000,
+                   help="sentences timed for the compute ceiling (after 300 of warm-up)")
+    p.add_argument("--only-ceiling", action="store_true",
+                   help="measure only the compute ceiling (shipped model, and --compare if present), print it as "
+                        "JSON and write nothing")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks"))
     args = p.parse_args(argv)
 
     from export.data import read_tsv
     from service.translator import Translator
 
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
     model_dir = Path(args.model)
     sentences = sorted({en for en, _ in read_tsv(model_dir / "test.tsv")})
     random.Random(0).shuffle(sentences)
     sentences = sentences[:args.sentences]
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    if args.only_ceiling:
+        res = {}
+        for d in (model_dir, Path(args.compare)):
+            if d.is_dir():
+                other = Translator(d, provider="cpu", intra_threads=args.threads)
+                other.warmup()
+                res[d.name] = compute_ceiling(other, sentences, args.max_batch, args.ceiling_sentences)
+                log(f"ceiling {d.name}: {res[d.name]['sentences_per_s']:.0f}/s")
+        print(json.dumps(res, indent=1))
+        return
+    out.mkdir(parents=True, exist_ok=True)
     sent_file = out / "sentences.json"
     sent_file.write_text(json.dumps(sentences, ensure_ascii=False))
     tr = Translator(model_dir, provider="cpu", intra_threads=args.threads)
     tr.warmup()
     src_len = {s: len(tr.encode_source(s)) for s in sentences}
-    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
     # bare in-process decode time of each sentence, alone (the reference for the low-load latency target)
     bare = {}
@@ -217,8 +286,14 @@ def main(argv=None):
         f"continuous batching (max {args.max_batch})": dict(max_batch=args.max_batch),
     }
     results: dict = {name: {"inprocess": {}, "http": {}} for name in strategies}
-    ceiling = run_inprocess(tr, sentences, src_len, 4 * args.max_batch, args.seconds, max_batch=args.max_batch)
-    log(f"ceiling: {ceiling['sentences_per_s']:.0f}/s")
+    ceiling = compute_ceiling(tr, sentences, args.max_batch, args.ceiling_sentences)
+    log(f"ceiling: {ceiling['sentences_per_s']:.0f}/s ({ceiling['ms_per_step']:.2f} ms per step of "
+        f"{ceiling['mean_rows_per_step']:.1f} rows)")
+    ceiling["by_batch"] = {}               # the same loop at smaller batches: where throughput stops rising
+    for b in sorted({16, 32, args.max_batch}):
+        c = ceiling if b == args.max_batch else compute_ceiling(tr, sentences, b, args.ceiling_sentences)
+        ceiling["by_batch"][str(b)] = c["sentences_per_s"]
+    log(f"ceiling by batch size: {ceiling['by_batch']}")
     for name, kw in strategies.items():
         for c in args.concurrency:
             results[name]["inprocess"][str(c)] = r = run_inprocess(tr, sentences, src_len, c, args.seconds, **kw)
@@ -230,8 +305,8 @@ def main(argv=None):
             other.warmup()
             q = other.info.raw.get("quality", {})
             variants[label] = {"dir": d.name, "quantization": other.info.raw.get("quantization", {}).get("type", "float32"),
-                               "ceiling": run_inprocess(other, sentences, src_len, 4 * args.max_batch, args.seconds,
-                                                        max_batch=args.max_batch)["sentences_per_s"],
+                               "ceiling": compute_ceiling(other, sentences, args.max_batch,
+                                                          args.ceiling_sentences)["sentences_per_s"],
                                "chrf_greedy": q.get("greedy", {}).get("chrf"), "bleu_greedy": q.get("greedy", {}).get("bleu"),
                                "size_mb": sum(f.stat().st_size for f in d.iterdir()) / 1e6}
             log(f"variant {d.name}: {variants[label]}")
@@ -268,12 +343,21 @@ def main(argv=None):
             "onnxruntime_threads": args.threads, "seconds_per_point": args.seconds, "sentences": len(sentences),
             "mean_source_tokens": statistics.mean(src_len.values()), "static_tuning": tuning,
             "ceiling": ceiling, "bare_decode_p50_ms": pct(list(bare.values()), 50) * 1e3,
-            "c1_median_latency_over_bare": c1_ratio, "variants": variants,
+            "c1_median_latency_over_bare": c1_ratio, "variants": variants, "cuda": _cuda_meta(out),
             "command": "make bench  # = python -m bench.run"}
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     plot(results, args.concurrency, out / "latency_throughput.png")
     (out / "README.md").write_text(report(meta, results, args.concurrency))
     print((out / "README.md").read_text())
+
+
+def _cuda_meta(out: Path) -> dict | None:
+    """The meta of `make bench-gpu`'s gpu.json beside this report, when it was measured on CUDA."""
+    try:
+        meta = json.loads((out / "gpu.json").read_text())["meta"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return meta if meta.get("provider") == "cuda" else None
 
 
 def _cpu_model() -> str:
@@ -306,7 +390,14 @@ def report(meta, results, conc) -> str:
                     L.append(f"| {n} | {'HTTP' if where == 'http' else 'in-process'} | {c} | {r['sentences_per_s']:.1f} | "
                              f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['short_p50_ms']:.1f} |")
     ceil = meta["ceiling"]["sentences_per_s"]
-    L += ["", f"Compute ceiling (the engine alone, in-process, batch kept full): **{ceil:.1f} sentences/s**.", "",
+    by_batch = meta["ceiling"].get("by_batch", {})
+    L += ["", f"Compute ceiling (the engine's decode loop alone, in-process, no clients: one DecodeBatch kept at "
+              f"{meta['ceiling']['max_batch']} rows from an endless queue of the same sentences, under the engine's "
+              f"admission rule; `compute_ceiling` in bench/run.py): **{ceil:.1f} sentences/s** "
+              f"({meta['ceiling']['ms_per_step']:.1f} ms per decoder step of {meta['ceiling']['mean_rows_per_step']:.1f} "
+              "rows on average, admissions included)" + (
+                  "; the same loop kept at " + ", ".join(f"{b} rows: {v:.0f}/s" for b, v in by_batch.items())
+                  if len(by_batch) > 1 else "") + ".", "",
           "![latency and throughput](latency_throughput.png)", "", "## Against the targets (HTTP, 32 clients)", ""]
     h = {n: results[n]["http"].get("32") for n in (cont, naive, static)}
     if all(h.values()):
@@ -326,8 +417,21 @@ def report(meta, results, conc) -> str:
                      f"{v['bleu_greedy']} | {v['size_mb']:.1f} |")
     L += ["", "Static batching was tuned first (in-process, 32 clients, sentences/s): " +
           ", ".join(f"{k}: {v:.0f}" for k, v in meta["static_tuning"].items()) + ".", "",
-          "CUDA: still unmeasured; no GPU was available to the session that ran this.", ""]
+          "## CUDA", "", cuda_paragraph(meta.get("cuda")), "", "## Notes", "",
+          f"- Points are {meta['seconds_per_point']:g} s each; on a shared machine expect ±10% between runs, so repeat "
+          "before drawing conclusions about strategies within 20% of each other.", ""]
     return "\n".join(L)
+
+
+def cuda_paragraph(cuda: dict | None) -> str:
+    """The benchmark document's word on CUDA: where its figures are, or plainly that there are none yet."""
+    how = ("`make bench-gpu` (under 5 minutes, on a machine with an NVIDIA GPU; it first installs onnxruntime-gpu into "
+           "its own virtualenv, .venv-gpu) measures naive, static and continuous batching on CUDA, in-process and "
+           "through HTTP, with TRANSLATOR_IO_BINDING on and off, and writes [gpu.md](gpu.md) and gpu.json here; "
+           "without a usable GPU it stops at once and writes nothing.")
+    if cuda:
+        return f"CUDA figures: [gpu.md](gpu.md), measured on {cuda['gpu']} (onnxruntime {cuda['onnxruntime']}). " + how
+    return "CUDA is still unmeasured: no GPU has been available to the sessions that built and ran this so far. " + how
 
 
 if __name__ == "__main__":

@@ -332,7 +332,8 @@ def error_response(request: Request, exc: Exception) -> Response[dict[str, str]]
 def load_translator(settings: Settings) -> Translator:
     """Raises ModelLoadError with a one-line reason when the model directory or provider is unusable."""
     return Translator(settings.model_dir, provider=settings.provider, intra_threads=settings.intra_threads,
-                      inter_threads=settings.inter_threads, max_source_tokens=settings.max_source_tokens)
+                      inter_threads=settings.inter_threads, max_source_tokens=settings.max_source_tokens,
+                      io_binding=settings.io_binding)
 
 
 def create_app(settings: Settings, translator: Translator | None = None) -> Litestar:

@@ -1,6 +1,11 @@
 """The model directory and its onnxruntime sessions: encoder + one decoder step.
 
 Everything about shapes and ids comes from model.json; nothing is hard-coded here.
+
+Between decoder steps a batch's tensors (encoder outputs, keys, mask, decoder state) live in a row store:
+`HostRows` keeps numpy arrays and runs the sessions with plain `run()`; `BoundRows` keeps OrtValues on the
+session's device and runs them through I/O binding, so on CUDA the state of step t is the state input of
+step t+1 without a trip to the host, and only the log-probs (and attention when asked for) come back.
 """
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from . import rowgraphs
 from .errors import ModelLoadError
 
+IO_BINDING = ("auto", "on", "off")
 ENCODER_INPUTS = ["src"]
 ENCODER_OUTPUTS = ["enc", "keys", "mask", "state"]
 DECODER_INPUTS = ["y_prev", "state", "enc", "keys", "mask"]
@@ -80,11 +87,30 @@ def resolve_providers(provider: str) -> list[str]:
 
 class Runtime:
     """Two ORT sessions. Thread counts are set deliberately, and intra-op spinning is off: the decoding
-    loop is many small runs, and spinning threads would fight the Python loop for the cores."""
+    loop is many small runs, and spinning threads would fight the Python loop for the cores.
+
+    io_binding: auto | on | off (or a bool). auto = on for CUDA, off for CPU. On CPU binding gains nothing: the
+    plain `run()` already hands numpy buffers to ORT without a copy, and binding costs Python calls per step
+    (8 binds, get_outputs). Measured in-process (shipped int8 model, 2 shared cores, bench.run.compute_ceiling,
+    greedy, on/off interleaved, median of 5 runs; two such measurements, minutes apart): batch 1 (602 steps a
+    run) 0.376 / 0.338 ms per step off vs 0.400 / 0.342 on (+6% / +1%); batch 64 kept full (237 steps a run,
+    admissions included) 11.2 / 9.7 ms off vs 11.5 / 10.9 on (+3% / +13%). So binding never gained on CPU.
+    Results are identical either way (tests/test_iobinding.py).
+
+    gather: where the I/O-binding path moves rows when the batch changes: "numpy" (views of the CPU OrtValues,
+    numpy indexing, the default on CPU), "graph" (service/rowgraphs.py's ONNX graphs run as sessions on the same
+    device, the default on CUDA; the tests run it on CPU), or "auto"."""
 
     def __init__(self, model_dir: Path, info: ModelInfo, provider: str = "auto",
-                 intra_threads: int = 0, inter_threads: int = 1):
+                 intra_threads: int = 0, inter_threads: int = 1, io_binding: str | bool = "auto",
+                 gather: str = "auto"):
         providers = resolve_providers(provider)
+        if isinstance(io_binding, bool):
+            io_binding = "on" if io_binding else "off"
+        if io_binding not in IO_BINDING:
+            raise ModelLoadError(f"unknown io_binding {io_binding!r}: use auto, on or off")
+        if gather not in ("auto", "numpy", "graph"):
+            raise ModelLoadError(f"unknown gather {gather!r}: use auto, numpy or graph")
         so = ort.SessionOptions()
         so.intra_op_num_threads = intra_threads
         so.inter_op_num_threads = inter_threads
@@ -102,6 +128,23 @@ class Runtime:
             raise ModelLoadError("TRANSLATOR_PROVIDER=cuda, but onnxruntime fell back to "
                                  f"{self.provider} (CUDA libraries missing?)")
         self._check_signature(info)
+        self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
+        self.io_binding = io_binding == "on" or (io_binding == "auto" and self.device == "cuda")
+        self.gather = ("graph" if self.device == "cuda" else "numpy") if gather == "auto" else gather
+        if self.gather == "numpy" and self.device != "cpu":
+            raise ModelLoadError("gather=numpy needs the CPU provider (numpy cannot index device memory)")
+        self._options, self._providers, self._graphs = so, providers, None
+
+    def rows(self) -> "HostRows | BoundRows":
+        """An empty row store for one DecodeBatch: bound (I/O binding) or host, as configured."""
+        return BoundRows(self) if self.io_binding else HostRows(self)
+
+    def graphs(self) -> dict[str, ort.InferenceSession]:
+        """service/rowgraphs.py's gather/take/join graphs as sessions on this runtime's provider (opened once)."""
+        if self._graphs is None:
+            self._graphs = {name: ort.InferenceSession(data, self._options, providers=self._providers)
+                            for name, data in rowgraphs.load().items()}
+        return self._graphs
 
     def _check_signature(self, info: ModelInfo) -> None:
         got = ([i.name for i in self.encoder.get_inputs()], [o.name for o in self.encoder.get_outputs()],
@@ -122,3 +165,174 @@ class Runtime:
     def step(self, y_prev: np.ndarray, state, enc, keys, mask):
         """One decoder step for every row -> logprobs (B, V), new state, attention (B, S)."""
         return self.decoder.run(None, {"y_prev": y_prev, "state": state, "enc": enc, "keys": keys, "mask": mask})
+
+
+# -- row stores: a batch's tensors between decoder steps --------------------------------------------------
+class HostRows:
+    """Numpy arrays on the host; each step is a plain `session.run` (the default on CPU)."""
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.enc = self.keys = self.mask = self.state = None
+        self.n = 0                                            # rows
+
+    def add(self, src: np.ndarray, rep: np.ndarray) -> None:
+        """Encodes src (one row per sentence) and appends its rows, repeated by rep, after the existing ones."""
+        new = [x[rep] for x in self.rt.encode(src)]
+        old = [self.enc, self.keys, self.mask, self.state] if self.n else None
+        self.enc, self.keys, self.mask, self.state = _join_arrays(old, new)
+        self.n = len(self.state)
+
+    def step(self, y: np.ndarray, attention: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """One decoder step for every row -> log-probs (n, V) and attention (n, S) on the host (attention may be
+        returned even when not asked for); the new state replaces the old one."""
+        logp, self.state, a = self.rt.step(y, self.state, self.enc, self.keys, self.mask)
+        return logp, a
+
+    def take(self, rows: list[int], src_len: int) -> None:
+        """Keeps these rows of the sources (enc, keys, mask), trimmed to src_len source positions; no rows at all
+        empties the store."""
+        if not rows:
+            return self.clear()
+        idx = np.array(rows, dtype=np.int64)
+        self.enc, self.keys, self.mask = (x[idx, :src_len] for x in (self.enc, self.keys, self.mask))
+
+    def reorder(self, rows: list[int]) -> None:
+        """state <- state[rows]; nothing moves when rows are the batch's rows in order."""
+        if not _identity(rows, self.n):
+            self.state = self.state[np.array(rows, dtype=np.int64)]
+            self.n = len(rows)
+
+    def host(self) -> list[np.ndarray]:
+        """enc, keys, mask, state as host arrays (tests and debugging)."""
+        return [self.enc, self.keys, self.mask, self.state]
+
+    def clear(self) -> None:
+        self.enc = self.keys = self.mask = self.state = None
+        self.n = 0
+
+
+class BoundRows:
+    """OrtValues on the session's device, run through I/O binding.
+
+    The decoder's state output is bound to the device and becomes the next step's state input as it is; the
+    sources are bound once and re-bound only when the rows change; y_prev goes up from the host each step, and
+    only the log-probs (and the attention when a sequence asked for it) are bound to host memory. Moving rows
+    (beam origins, retiring, joining) happens with numpy on views of the CPU OrtValues, or with the graphs of
+    service/rowgraphs.py on the device (rt.gather)."""
+
+    def __init__(self, rt: Runtime):
+        self.rt, self.device = rt, rt.device
+        self.enc = self.keys = self.mask = self.state = None     # OrtValues
+        self.n = 0
+        self._dec = rt.decoder.io_binding()
+        self._sources_bound = False
+        self._graph = rt.gather == "graph"
+
+    # OrtValues <-> host: on CPU, OrtValue.numpy() is a view and ortvalue_from_numpy shares the array's memory
+    def _ov(self, arr: np.ndarray) -> ort.OrtValue:
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), self.device, 0)
+
+    def _run(self, sess: ort.InferenceSession, ortvalues: dict, host: dict, outputs: list[str]) -> list:
+        b = sess.io_binding()
+        for name, v in ortvalues.items():
+            b.bind_ortvalue_input(name, v)
+        for name, arr in host.items():
+            b.bind_cpu_input(name, arr)
+        for name in outputs:
+            b.bind_output(name, self.device, 0)
+        sess.run_with_iobinding(b)
+        return b.get_outputs()
+
+    def add(self, src: np.ndarray, rep: np.ndarray) -> None:
+        new = self._run(self.rt.encoder, {}, {"src": src}, ENCODER_OUTPUTS)   # enc, keys, mask, state
+        if not self._graph:
+            old = [x.numpy() for x in (self.enc, self.keys, self.mask, self.state)] if self.n else None
+            joined = [self._ov(x) for x in _join_arrays(old, [x.numpy()[rep] for x in new])]
+        elif self.n:
+            names = ["enc", "keys", "mask", "state"]
+            joined = self._run(self.rt.graphs()["join"],
+                               {**dict(zip(names, (self.enc, self.keys, self.mask, self.state))),
+                                **{"new_" + k: v for k, v in zip(names, new)}},
+                               {"rep": rep.astype(np.int64)}, ["enc_out", "keys_out", "mask_out", "state_out"])
+        else:
+            joined = self._take_graph(new[:3], rep.astype(np.int64), new[0].shape()[1])
+            joined.append(self._run(self.rt.graphs()["gather"], {"state": new[3]}, {"rows": rep.astype(np.int64)},
+                                    ["out"])[0])
+        self.enc, self.keys, self.mask, self.state = joined
+        self.n = len(rep) + self.n
+        self._sources_bound = False
+
+    def step(self, y: np.ndarray, attention: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        b = self._dec
+        if not self._sources_bound:
+            b.bind_ortvalue_input("enc", self.enc)
+            b.bind_ortvalue_input("keys", self.keys)
+            b.bind_ortvalue_input("mask", self.mask)
+            self._sources_bound = True
+        b.bind_cpu_input("y_prev", y)
+        b.bind_ortvalue_input("state", self.state)
+        # outputs are bound afresh every step: a binding left in place would have ORT write the next step into
+        # the same buffers, i.e. into the state this step reads
+        b.bind_output("logprobs", "cpu")
+        b.bind_output("new_state", self.device, 0)
+        b.bind_output("attention", "cpu" if attention else self.device, 0)
+        self.rt.decoder.run_with_iobinding(b)
+        logp, self.state, a = b.get_outputs()
+        return logp.numpy(), (np.array(a.numpy()) if attention else None)
+
+    def take(self, rows: list[int], src_len: int) -> None:
+        if not rows:
+            return self.clear()
+        idx = np.array(rows, dtype=np.int64)
+        if self._graph:
+            self.enc, self.keys, self.mask = self._take_graph([self.enc, self.keys, self.mask], idx, src_len)
+        else:
+            self.enc, self.keys, self.mask = (self._ov(x.numpy()[idx, :src_len]) for x in (self.enc, self.keys, self.mask))
+        self._sources_bound = False
+
+    def reorder(self, rows: list[int]) -> None:
+        if _identity(rows, self.n):
+            return                                  # the state output of the last step is the next input as it is
+        idx = np.array(rows, dtype=np.int64)
+        if self._graph:
+            self.state = self._run(self.rt.graphs()["gather"], {"state": self.state}, {"rows": idx}, ["out"])[0]
+        else:
+            self.state = self._ov(self.state.numpy()[idx])
+        self.n = len(rows)
+
+    def _take_graph(self, sources: list, idx: np.ndarray, src_len: int) -> list:
+        return self._run(self.rt.graphs()["take"], dict(zip(("enc", "keys", "mask"), sources)),
+                         {"rows": idx, "src_len": np.array([src_len], dtype=np.int64)},
+                         ["enc_out", "keys_out", "mask_out"])
+
+    def host(self) -> list[np.ndarray]:
+        return [x.numpy() for x in (self.enc, self.keys, self.mask, self.state)]
+
+    def clear(self) -> None:
+        self.enc = self.keys = self.mask = self.state = None
+        self.n = 0
+        self._sources_bound = False
+
+
+def _identity(rows: list[int], n: int) -> bool:
+    return len(rows) == n and rows == list(range(n))
+
+
+def _join_arrays(old: list[np.ndarray] | None, new: list[np.ndarray]) -> list[np.ndarray]:
+    """[enc, keys, mask, state] of the batch (or None) and of the newcomers -> concatenated, the sources padded
+    along the source axis (zeros / False) to the longer of the two."""
+    if old is None:
+        return new
+    S = max(old[0].shape[1], new[0].shape[1])
+    return [np.concatenate([o, n]) if o.ndim == 4 else np.concatenate([_pad_to(o, S), _pad_to(n, S)])
+            for o, n in zip(old, new)]
+
+
+def _pad_to(x: np.ndarray, S: int) -> np.ndarray:
+    """Pad axis 1 (source length) with zeros / False up to S."""
+    if x.shape[1] == S:
+        return x
+    pad = [(0, 0)] * x.ndim
+    pad[1] = (0, S - x.shape[1])
+    return np.pad(x, pad)

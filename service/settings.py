@@ -18,6 +18,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "TRANSLATOR_"
 PROVIDERS = ("auto", "cpu", "cuda")
+IO_BINDING = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 SECRETS = ("api_keys", "metrics_token")          # never echoed by --help
 
@@ -36,6 +37,10 @@ class Settings:
     """TRANSLATOR_INTRA_THREADS: onnxruntime intra-op threads (default: the CPU count, at most 8; 0 lets ORT pick)."""
     inter_threads: int = 1
     """TRANSLATOR_INTER_THREADS: onnxruntime inter-op threads."""
+    io_binding: str = "auto"
+    """TRANSLATOR_IO_BINDING: auto | on | off. On: the decoder state and encoder outputs stay on the session's
+    device between steps (ORT I/O binding), only log-probs come back to the host. auto = on for CUDA, off for
+    CPU, where it gains nothing (service/runtime.py has the measurement). Translations are identical either way."""
     max_batch: int = 64
     """TRANSLATOR_MAX_BATCH: most rows decoded together in one step (a sentence with beam k takes k rows);
     1 means no cross-request batching at all. 64: on 2 CPU cores a decoder step costs ~1.2 ms at batch 1
@@ -105,6 +110,8 @@ class Settings:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {self.provider!r}")
+        if self.io_binding not in IO_BINDING:
+            raise ValueError(f"io_binding must be one of {', '.join(IO_BINDING)}, got {self.io_binding!r}")
         if self.batching not in ("continuous", "static"):
             raise ValueError(f"batching must be continuous or static, got {self.batching!r}")
         if self.log_level not in LOG_LEVELS:
@@ -197,7 +204,8 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m service",
                                 description="English->Polish translation service (LibreTranslate-compatible API).")
     for f in dataclasses.fields(Settings):
-        choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS, "batching": ("continuous", "static")}.get(f.name)
+        choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS, "batching": ("continuous", "static"),
+                   "io_binding": IO_BINDING}.get(f.name)
         env_name = ENV_PREFIX + f.name.upper()
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=hints[f.name], choices=choices,
                        default=getattr(defaults, f.name), metavar=None if choices else f.name.upper(),

@@ -37,7 +37,8 @@ class TranslationResult:
 
 class Translator:
     def __init__(self, model_dir: str | Path, provider: str = "auto", intra_threads: int = 0,
-                 inter_threads: int = 1, max_source_tokens: int = 256, max_output_tokens: int = 256):
+                 inter_threads: int = 1, max_source_tokens: int = 256, max_output_tokens: int = 256,
+                 io_binding: str | bool = "auto"):
         self.model_dir = Path(model_dir)
         self.info = ModelInfo.load(self.model_dir)
         files = self.info.raw["files"]
@@ -48,7 +49,7 @@ class Translator:
             raise ModelLoadError(f"cannot load the tokenizers in {self.model_dir}: {e}") from None
         if self.sp_src.get_piece_size() != self.info.src_vocab or self.sp_tgt.get_piece_size() != self.info.tgt_vocab:
             raise ModelLoadError(f"tokenizer vocabulary sizes in {self.model_dir} do not match model.json")
-        self.runtime = Runtime(self.model_dir, self.info, provider, intra_threads, inter_threads)
+        self.runtime = Runtime(self.model_dir, self.info, provider, intra_threads, inter_threads, io_binding)
         self.max_source_tokens = max_source_tokens
         self.max_output_tokens = max_output_tokens
 
@@ -145,7 +146,8 @@ class DecodeBatch:
         self.drop_finished = drop_finished      # False: static batching, finished rows stay until all finish
         self.seqs: list[Sequence] = []          # in row order; each owns seq.k consecutive rows
         self.rows = 0
-        self.state = self.enc = self.keys = self.mask = self.y = self.score = None
+        self.tensors = translator.runtime.rows()   # enc, keys, mask, state: host arrays or bound OrtValues
+        self.y = self.score = None
         self.toks: list[list[int]] = []         # per row: tokens so far
         self.attn: list[list[np.ndarray]] = []  # per row: attention rows so far (only for want_attn)
 
@@ -155,19 +157,12 @@ class DecodeBatch:
         src = np.full((len(seqs), S), info.pad_id, dtype=np.int64)
         for b, q in enumerate(seqs):
             src[b, :len(q.src_ids)] = q.src_ids
-        enc, keys, mask, state = self.tr.runtime.encode(src)
         rep = np.repeat(np.arange(len(seqs)), [q.k for q in seqs])
-        new = [enc[rep], keys[rep], mask[rep], state[rep]]
+        self.tensors.add(src, rep)              # one encoder run for all newcomers; their rows go after ours
         score = np.concatenate([[0.0] + [-math.inf] * (q.k - 1) for q in seqs])
+        y = np.full(len(rep), info.bos_id, dtype=np.int64)
         if self.rows:
-            S = max(S, self.enc.shape[1])
-            old = [_pad_to(self.enc, S), _pad_to(self.keys, S), _pad_to(self.mask, S), self.state]
-            new = [np.concatenate([o, _pad_to(n, S) if n.ndim < 4 else n]) for o, n in zip(old, new)]
-            score = np.concatenate([self.score, score])
-            y = np.concatenate([self.y, np.full(len(rep), info.bos_id, dtype=np.int64)])
-        else:
-            y = np.full(len(rep), info.bos_id, dtype=np.int64)
-        self.enc, self.keys, self.mask, self.state = new
+            score, y = np.concatenate([self.score, score]), np.concatenate([self.y, y])
         self.score, self.y = score, y
         self.seqs += seqs
         self.rows += len(rep)
@@ -177,7 +172,7 @@ class DecodeBatch:
     def step(self) -> list[Sequence]:
         """One decoder step for every row; returns the sequences that finished (their .result is set)."""
         eos = self.tr.info.eos_id
-        logp, state, a = self.tr.runtime.step(self.y, self.state, self.enc, self.keys, self.mask)
+        logp, a = self.tensors.step(self.y, any(q.want_attn for q in self.seqs))
         V = logp.shape[1]
         pick = logp.argmax(1)                    # greedy rows: a row's running score does not change its argmax
         picks, picked = pick.tolist(), (self.score + logp[np.arange(len(pick)), pick]).tolist()
@@ -232,7 +227,7 @@ class DecodeBatch:
         if len(keep_rows) < self.rows:           # drop finished rows
             self._keep_sources(keep_rows, keep_seqs)
         # rows of one sequence share enc/keys/mask, so only the decoder state follows the beam origins
-        self.state = state[np.array(origins, dtype=np.int64)]
+        self.tensors.reorder(origins)
         self.toks, self.attn = new_toks, new_attn
         self.score = np.array(new_score, dtype=np.float64)
         self.y = np.array(new_tok, dtype=np.int64)
@@ -247,18 +242,27 @@ class DecodeBatch:
                 rows.extend(range(off, off + q.k))
             off += q.k
         idx = self._keep_sources(rows, [q for q in self.seqs if id(q) in wanted])
-        self.state, self.y, self.score = self.state[idx], self.y[idx], self.score[idx]
+        self.tensors.reorder(rows)
+        self.y, self.score = self.y[idx], self.score[idx]
         self.toks = [self.toks[r] for r in rows]
         self.attn = [self.attn[r] for r in rows]
         self.rows = len(rows)
 
     def _keep_sources(self, rows: list[int], seqs: list[Sequence]) -> np.ndarray:
         """Keeps these rows of enc/keys/mask, trimmed to the longest source still there; seqs own them."""
-        idx = np.array(rows, dtype=np.int64)
         smax = max((len(q.src_ids) for q in seqs), default=0)
-        self.enc, self.keys, self.mask = (x[idx, :smax] for x in (self.enc, self.keys, self.mask))
+        self.tensors.take(rows, smax)
         self.seqs = seqs
-        return idx
+        return np.array(rows, dtype=np.int64)
+
+    # host copies of the batch's tensors, for tests and debugging (with I/O binding on CUDA: a device->host copy)
+    @property
+    def enc(self) -> np.ndarray:
+        return self.tensors.host()[0]
+
+    @property
+    def state(self) -> np.ndarray:
+        return self.tensors.host()[3]
 
     def _finish(self, q: Sequence) -> None:
         sp, n = self.tr.sp_tgt, len(q.src_ids)
@@ -273,11 +277,3 @@ def _append(xs: list, x) -> list:
     xs.append(x)
     return xs
 
-
-def _pad_to(x: np.ndarray, S: int) -> np.ndarray:
-    """Pad axis 1 (source length) with zeros / False up to S."""
-    if x.shape[1] == S:
-        return x
-    pad = [(0, 0)] * x.ndim
-    pad[1] = (0, S - x.shape[1])
-    return np.pad(x, pad)
