@@ -104,12 +104,14 @@ def test_wrong_answers_are_failures(tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), WrongAnswers)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        proc, report = locust(f"http://127.0.0.1:{server.server_port}", tmp_path / "wrong", "-u", "5", "-r", "5",
-                              "-t", "5s")
+        # 20 users for 10 s: ~250 WebUser tasks, so the rare (1 in 18) wrong-language task runs too
+        # (the chance that it never does is below 1e-6)
+        proc, report = locust(f"http://127.0.0.1:{server.server_port}", tmp_path / "wrong", "-u", "20", "-r", "20",
+                              "-t", "10s")
     finally:
         server.shutdown()
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert report["failures"] == report["requests"] - 5, report          # all but the 5 GET /languages
+    assert report["failures"] == report["requests"] - 20, report         # all but the 20 GET /languages
     errors = "\n".join(report["errors"])
     assert "empty translation" in errors
     assert "does not mirror q" in errors
