@@ -34,7 +34,10 @@ class Settings:
     provider: str = "auto"
     """TRANSLATOR_PROVIDER: onnxruntime provider, cpu | cuda | auto (CUDA when available); cuda fails if absent."""
     intra_threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))
-    """TRANSLATOR_INTRA_THREADS: onnxruntime intra-op threads (default: the CPU count, at most 8; 0 lets ORT pick)."""
+    """TRANSLATOR_INTRA_THREADS: onnxruntime intra-op threads (default: the CPU count, at most 8; 0 lets ORT pick).
+    Measured on 2 cores through HTTP, twice, alternating: 32 clients 722 and
+    772/s with 2 threads vs 644 and 726/s with 1; one client 158 and 191/s with 2 vs 181 and 251/s with 1.
+    The default favours throughput under load; set 1 for the lowest single-request latency on 2 cores."""
     inter_threads: int = 1
     """TRANSLATOR_INTER_THREADS: onnxruntime inter-op threads."""
     io_binding: str = "auto"
@@ -43,8 +46,9 @@ class Settings:
     CPU, where it gains nothing (service/runtime.py has the measurement). Translations are identical either way."""
     max_batch: int = 64
     """TRANSLATOR_MAX_BATCH: most rows decoded together in one step (a sentence with beam k takes k rows);
-    1 means no cross-request batching at all. 64: on 2 CPU cores a decoder step costs ~1.2 ms at batch 1
-    and ~8 ms at 64 (shared/notes/calibration.md), so throughput still rises up to 64 while a step stays short."""
+    1 means no cross-request batching at all. 64: on 2 cores the decode loop kept full gives about the same
+    sentences/s at 16, 32 and 64 rows (762, 696, 687/s in docs/benchmarks/, within noise), and 64 rows let
+    beam-3 traffic (3 rows a sentence) and bursts of 64 clients into the batch instead of the queue."""
     batching: str = "continuous"
     """TRANSLATOR_BATCHING: continuous (admit and retire sentences every decoder step) | static (Triton-style
     request-level batching: gather up to max_batch rows or wait batch_wait_ms, decode to completion)."""
