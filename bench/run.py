@@ -100,8 +100,8 @@ def compute_ceiling(translator, sentences, max_batch=64, n=3000, warm=300, beam=
 
     def admit(batch):
         nonlocal j, waited
-        free = max_batch - batch.rows
-        if batch.rows:
+        free = max_batch - batch.live_rows
+        if batch.live_rows:
             waited += 1
             if free < policy.admit_rows and waited < policy.admit_after_steps:
                 return 0
@@ -120,7 +120,7 @@ def compute_ceiling(translator, sentences, max_batch=64, n=3000, warm=300, beam=
         t0 = time.perf_counter()
         while done < count:
             admissions += admit(batch)
-            rows += batch.rows
+            rows += batch.live_rows
             done += len(batch.step())
             steps += 1
         return done, steps, rows, admissions, time.perf_counter() - t0

@@ -142,7 +142,7 @@ class Engine:
                 self._iterate(batch, admit)
             except Exception:             # a bug here must not kill the worker and hang every later request
                 log.exception("engine: unexpected error; failing the sentences in the batch")
-                for q in batch.seqs + admit:
+                for q in [q for q in batch.seqs if q.result is None] + admit:
                     self._fail(q.tag[0], ModelError("internal error while decoding this request; it was logged"))
                 self._batch, self._held = self._new_batch(), []
 
@@ -154,7 +154,7 @@ class Engine:
 
     def _take(self) -> list[Sequence]:
         """Waiting sentences, oldest first, while their rows fit (a lone sentence always fits)."""
-        rows, admit = self._batch.rows, []
+        rows, admit = self._batch.live_rows, []   # finished rows waiting to be dropped leave on admission
         if rows and self._queue and self.mode == "continuous":
             free = self.max_batch - rows
             self._waited_steps += 1
@@ -171,7 +171,7 @@ class Engine:
     def _iterate(self, batch: DecodeBatch, admit: list[Sequence]) -> None:
         if any(q.tag[0].cancelled for q in batch.seqs):   # timed out, disconnected or failed elsewhere
             batch.keep([q for q in batch.seqs if not q.tag[0].cancelled])
-            metrics.ACTIVE_SEQUENCES.set(len(batch.seqs))
+            metrics.ACTIVE_SEQUENCES.set(_decoding(batch))
         if admit:
             now = time.perf_counter()
             for q in admit:
@@ -184,13 +184,13 @@ class Engine:
             metrics.INFERENCE_DURATION.labels(stage="encode").observe(time.perf_counter() - now)
         if not batch.rows:
             return
-        metrics.BATCH_SIZE.observe(len(batch.seqs))
-        metrics.ACTIVE_SEQUENCES.set(len(batch.seqs))
+        metrics.BATCH_SIZE.observe(_decoding(batch))
+        metrics.ACTIVE_SEQUENCES.set(_decoding(batch))
         t0 = time.perf_counter()
         try:
             done = batch.step()
         except Exception as e:            # fails only the sentences in this step
-            self._fail_all(batch.seqs, e)
+            self._fail_all([q for q in batch.seqs if q.result is None], e)
             self._held = []
             self._batch = self._new_batch()
             metrics.ACTIVE_SEQUENCES.set(0)
@@ -208,7 +208,7 @@ class Engine:
             req.left -= 1
             if req.left == 0:
                 _resolve(req, result=req.results)
-        metrics.ACTIVE_SEQUENCES.set(len(self._batch.seqs))
+        metrics.ACTIVE_SEQUENCES.set(_decoding(self._batch))
 
     def _fail_all(self, seqs: list[Sequence], e: Exception) -> None:
         log.error("model failure for %d sentences", len(seqs), exc_info=e)
@@ -220,6 +220,11 @@ class Engine:
     def _fail(self, req: _Request, exc: BaseException) -> None:
         req.cancelled = True              # its other sentences leave the queue/batch too
         _resolve(req, exc=exc)
+
+
+def _decoding(batch: DecodeBatch) -> int:
+    """Sentences still being decoded (finished ones may ride along until their rows are dropped)."""
+    return sum(1 for q in batch.seqs if q.result is None)
 
 
 def _resolve(req: _Request, result=None, exc: BaseException | None = None) -> None:
