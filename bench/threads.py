@@ -4,44 +4,28 @@ Figures from a run are in docs/benchmarks/README.md ("Thread setting")."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import httpx
+from bench.run import REPO, run_http, start_server
 
-SENTENCES = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "sentences.json"
-PORT = 8791
+MODEL = REPO / "models" / "eng-pol"
+SENTENCES = REPO / "docs" / "benchmarks" / "sentences.json"
 
 
-def run(threads: int, clients: int, seconds: float = 8) -> tuple[float, float, float]:
-    """-> (sentences/s, p50 ms, p99 ms) for one server process with `threads` intra-op threads."""
-    env = {**os.environ, "TRANSLATOR_INTRA_THREADS": str(threads), "TRANSLATOR_PORT": str(PORT),
-           "TRANSLATOR_LOG_LEVEL": "warning"}
-    server = subprocess.Popen([sys.executable, "-m", "service"], env=env)
+def run(threads: int, clients: int, seconds: float = 8) -> dict:
+    """One server process with `threads` intra-op threads, one closed-loop load-generator run against it."""
+    sentences = json.loads(SENTENCES.read_text())
+    proc, url = start_server(MODEL, {"TRANSLATOR_INTRA_THREADS": str(threads)})
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{PORT}/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        out = json.loads(subprocess.run(
-            [sys.executable, "-m", "bench.loadgen", f"http://127.0.0.1:{PORT}/translate", str(SENTENCES),
-             str(clients), str(seconds)], capture_output=True, text=True, check=True).stdout)
+        return run_http(url, SENTENCES, sentences, {s: len(s.split()) for s in sentences}, clients, seconds)[0]
     finally:
-        server.terminate()
-        server.wait()
-    lat = sorted(r[1] for r in out["requests"] if r[2] == 200)
-    return len(lat) / out["wall"], lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000
+        proc.terminate()
+        proc.wait()
 
 
 if __name__ == "__main__":
     for _ in range(2):
         for threads in (1, 2):
             for clients in (1, 32):
-                rps, p50, p99 = run(threads, clients)
-                print(f"intra={threads} c={clients}: {rps:.0f}/s p50 {p50:.1f} ms p99 {p99:.1f} ms", flush=True)
+                r = run(threads, clients)
+                print(f"intra={threads} c={clients}: {r['sentences_per_s']:.0f}/s p50 {r['p50_ms']:.1f} ms "
+                      f"p99 {r['p99_ms']:.1f} ms", flush=True)

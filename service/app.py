@@ -243,11 +243,7 @@ def _validate(data: TranslateRequest, settings: Settings) -> tuple[list[str], in
     if data.alternatives > settings.max_beam - 1:
         raise InvalidInput(f"alternatives {data.alternatives} exceeds the limit of {settings.max_beam - 1} (the best "
                            f"translation and its alternatives come from one beam of at most {settings.max_beam})")
-    # n-best needs a beam at least as wide as the list: alternatives=k asks for k+1 hypotheses, so the beam
-    # is widened to k+1 when narrower (beam_size=5, alternatives=2 keeps beam 5 and returns its 3 best).
-    nbest = data.alternatives + 1
-    beam = max(data.beam_size or min(settings.default_beam, settings.max_beam), nbest)
-    return texts, beam, nbest
+    return (texts, *settings.beam_for(data.beam_size, data.alternatives))
 
 
 @get("/languages", sync_to_thread=False, responses=PLAIN_RESPONSES)
@@ -312,11 +308,11 @@ def error_response(request: Request, exc: Exception) -> Response[dict[str, str]]
         status, kind, message = exc.status, exc.kind, str(exc)
     elif isinstance(exc, TooManyRequestsException):   # the rate limiter (litestar's RateLimitMiddleware)
         status, kind = 429, RateLimited.kind
-        reset = max(1, int((exc.headers or {}).get("RateLimit-Reset", RETRY_AFTER_S)))
         headers = {k: v for k, v in (exc.headers or {}).items() if k.lower().startswith("ratelimit")}
+        reset = max(1, int(headers.get("RateLimit-Reset", RETRY_AFTER_S)))
         headers["Retry-After"] = str(reset)
-        message = f"rate limit exceeded: at most {exc.headers.get('RateLimit-Limit', '?') if exc.headers else '?'} " \
-                  f"requests per minute per API key or client address; retry in {reset} s"
+        message = (f"rate limit exceeded: at most {headers.get('RateLimit-Limit', '?')} requests per minute per API "
+                   f"key or client address; retry in {reset} s")
     elif isinstance(exc, ValidationException):
         status, kind, message = 400, InvalidInput.kind, _validation_message(exc)
     elif isinstance(exc, UnicodeDecodeError):   # litestar's JSON decoding lets it through: the body is not UTF-8
@@ -388,10 +384,10 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
         return state.translator
 
     def metrics_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        auth = connection.headers.get("authorization", "")
-        if not auth:
+        header = connection.headers.get("authorization", "")
+        if not header:
             raise Unauthorized("GET /metrics needs `Authorization: Bearer TOKEN` (TRANSLATOR_METRICS_TOKEN)")
-        if not hmac.compare_digest(auth.encode(), f"Bearer {settings.metrics_token}".encode()):
+        if not hmac.compare_digest(header.encode(), f"Bearer {settings.metrics_token}".encode()):
             raise Forbidden("the metrics token is not valid")
 
     class Metrics(metrics.MetricsController):

@@ -19,6 +19,7 @@ that cannot be reached or refuses the request as a whole: one line on stderr, ex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import itertools
 import json
@@ -47,18 +48,16 @@ class LocalBackend:
     """The model in this process, decoded by service.engine.Engine (the server's engine) on this event loop."""
 
     def __init__(self, args: argparse.Namespace, settings):
+        from .app import load_translator     # the server's own loader: same settings, same checks
         from .engine import Engine
         from .errors import ModelLoadError
-        from .translator import Translator
 
         try:
-            self.translator = Translator(args.model, provider=args.provider, intra_threads=args.threads,
-                                         inter_threads=settings.inter_threads,
-                                         max_source_tokens=settings.max_source_tokens)
+            self.translator = load_translator(settings)
         except ModelLoadError as e:
             raise Fatal(f"cannot load the model: {e}") from None
-        self.beam = max(args.beam or settings.default_beam, args.alternatives + 1)
-        self.nbest, self.attention = args.alternatives + 1, bool(args.attention)
+        self.beam, self.nbest = settings.beam_for(args.beam, args.alternatives)
+        self.attention = bool(args.attention)
         self.engine = Engine(self.translator, max_batch=settings.max_batch,
                              max_queue=max(settings.max_queue, 2 * args.batch_size))
 
@@ -332,13 +331,11 @@ def _main(args: argparse.Namespace) -> int:
     else:
         from .settings import Settings
 
+        given = {"model_dir": args.model, "provider": args.provider, "intra_threads": args.threads}
         try:
-            settings = Settings.from_env()
+            settings = dataclasses.replace(Settings.from_env(), **{k: v for k, v in given.items() if v is not None})
         except ValueError as e:
             raise Fatal(str(e)) from None
-        args.model = args.model or settings.model_dir
-        args.provider = args.provider or settings.provider
-        args.threads = settings.intra_threads if args.threads is None else args.threads
         backend = LocalBackend(args, settings)
 
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout

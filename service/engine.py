@@ -184,8 +184,9 @@ class Engine:
             metrics.INFERENCE_DURATION.labels(stage="encode").observe(time.perf_counter() - now)
         if not batch.rows:
             return
-        metrics.BATCH_SIZE.observe(_decoding(batch))
-        metrics.ACTIVE_SEQUENCES.set(_decoding(batch))
+        decoding = _decoding(batch)
+        metrics.BATCH_SIZE.observe(decoding)
+        metrics.ACTIVE_SEQUENCES.set(decoding)
         t0 = time.perf_counter()
         try:
             done = batch.step()

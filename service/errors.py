@@ -39,10 +39,6 @@ class RateLimited(TranslatorError):
     status = 429
     kind = "rate_limited"
 
-    def __init__(self, message: str, retry_after: float = 1.0):
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 class Overloaded(TranslatorError):
     status = 503

@@ -18,8 +18,8 @@ import onnxruntime as ort
 
 from . import rowgraphs
 from .errors import ModelLoadError
+from .settings import IO_BINDING
 
-IO_BINDING = ("auto", "on", "off")
 ENCODER_INPUTS = ["src"]
 ENCODER_OUTPUTS = ["enc", "keys", "mask", "state"]
 DECODER_INPUTS = ["y_prev", "state", "enc", "keys", "mask"]

@@ -157,6 +157,13 @@ class Settings:
         """The request body limit in force: max_body_bytes, or when 0 the largest valid request plus 64 KiB."""
         return self.max_body_bytes or self.largest_request_bytes() + 64 * 1024
 
+    def beam_for(self, beam_size: int | None, alternatives: int) -> tuple[int, int]:
+        """-> (beam width, hypotheses to return) for a request. n-best needs a beam at least as wide as the list:
+        alternatives=k asks for k+1 hypotheses, so the beam is widened to k+1 when narrower (beam_size=5,
+        alternatives=2 keeps beam 5 and returns its 3 best); no beam_size means default_beam."""
+        nbest = alternatives + 1
+        return max(beam_size or min(self.default_beam, self.max_beam), nbest), nbest
+
     def keys(self) -> frozenset[str]:
         """The accepted API keys (api_keys plus api_keys_file); empty means the API is open."""
         keys = [k.strip() for k in self.api_keys.split(",")]
