@@ -25,6 +25,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi import OpenAPIConfig
 from litestar.params import JSONBody
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__, metrics
 from .openapi import (METRICS_RESPONSES, MODELS_RESPONSES, PLAIN_RESPONSES, READY_RESPONSES, TRANSLATE_RESPONSES,
@@ -345,6 +346,20 @@ def error_response(request: Request, exc: Exception) -> Response[dict[str, str]]
 
 
 # -- the app -----------------------------------------------------------------------------------------
+def shed_when_full(app: ASGIApp) -> ASGIApp:
+    """The outermost middleware: while the queue is full, POST /translate is refused before the request is
+    routed, parsed or validated (error_response still answers it and counts it), so that refusing a flood
+    costs as little CPU as possible and the admitted requests keep the cores."""
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/translate":
+            engine = scope["litestar_app"].state.get("engine")
+            if engine is not None:
+                engine.refuse_if_full()
+        await app(scope, receive, send)
+    return middleware
+
+
+
 def load_translator(settings: Settings) -> Translator:
     """Raises ModelLoadError with a one-line reason when the model directory or provider is unusable."""
     return Translator(settings.model_dir, provider=settings.provider, intra_threads=settings.intra_threads,
@@ -393,7 +408,7 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
     class Metrics(metrics.MetricsController):
         guards = [metrics_guard] if settings.metrics_token else None
 
-    middleware = [metrics.prometheus_config.middleware]
+    middleware = [shed_when_full, metrics.prometheus_config.middleware]
     if settings.rate_limit:   # per API key (from the headers) or client address, per worker process
         middleware.append(RateLimitConfig(
             rate_limit=("minute", settings.rate_limit), set_rate_limit_headers=True,

@@ -84,6 +84,12 @@ class Engine:
     def queued_sentences(self) -> int:
         return len(self._queue)
 
+    def refuse_if_full(self, adding: int = 1) -> None:
+        """Raises Overloaded (503 + Retry-After) when `adding` more sentences would not fit in the queue."""
+        if len(self._queue) + adding > self.max_queue:
+            raise Overloaded(f"the queue is full ({len(self._queue)} sentences waiting, limit "
+                             f"{self.max_queue}); retry shortly")
+
     async def submit(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
                      return_attention: bool = False) -> list[TranslationResult]:
         self.inflight += 1
@@ -107,9 +113,7 @@ class Engine:
         with self._cond:
             if self._stopping or self._thread is None or not self._thread.is_alive():
                 raise Overloaded("the translation engine is not running")
-            if len(self._queue) + len(seqs) > self.max_queue:
-                raise Overloaded(f"the queue is full ({len(self._queue)} sentences waiting, limit "
-                                 f"{self.max_queue}); retry shortly")
+            self.refuse_if_full(len(seqs))
             self._queue.extend(seqs)
             metrics.QUEUE_SIZE.set(len(self._queue))
             self._cond.notify()
