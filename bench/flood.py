@@ -11,15 +11,22 @@ import sys
 from bench.run import REPO, start_server
 
 S = REPO / "docs" / "benchmarks" / "sentences.json"
-proc, url = start_server(REPO / "models" / "eng-pol", {"TRANSLATOR_MAX_QUEUE": "32"})
-try:
-    for clients in (32, 400, 32, 400):
-        res = json.loads(subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(S), str(clients), "8"],
-                                        capture_output=True, text=True, check=True).stdout)
-        ok = [r for r in res["requests"] if r[2] == 200]; refused = [r for r in res["requests"] if r[2] == 503]
-        other = len(res["requests"]) - len(ok) - len(refused)
-        lat = sorted(r[1] for r in refused)
-        print(f"{clients} clients: {len(ok)/res['wall']:.0f} answered/s, {len(refused)/res['wall']:.0f} refused/s, "
-              f"other {other}, refusal p50 {lat[len(lat)//2]*1000 if lat else float('nan'):.1f} ms", flush=True)
-finally:
-    proc.terminate(); proc.wait()
+
+
+def main() -> None:
+    proc, url = start_server(REPO / "models" / "eng-pol", {"TRANSLATOR_MAX_QUEUE": "32"})
+    try:
+        for clients in (32, 400, 32, 400):
+            res = json.loads(subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(S), str(clients), "8"],
+                                            capture_output=True, text=True, check=True).stdout)
+            ok = [r for r in res["requests"] if r[2] == 200]; refused = [r for r in res["requests"] if r[2] == 503]
+            other = len(res["requests"]) - len(ok) - len(refused)
+            lat = sorted(r[1] for r in refused)
+            print(f"{clients} clients: {len(ok)/res['wall']:.0f} answered/s, {len(refused)/res['wall']:.0f} refused/s, "
+                  f"other {other}, refusal p50 {lat[len(lat)//2]*1000 if lat else float('nan'):.1f} ms", flush=True)
+    finally:
+        proc.terminate(); proc.wait()
+
+
+if __name__ == "__main__":
+    main()
