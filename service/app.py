@@ -122,24 +122,34 @@ def _response(q: str | list[str], results: list[TranslationResult], alternatives
 @post("/translate", status_code=200, responses=TRANSLATE_RESPONSES, operation_class=DocumentedOperation)
 async def translate(request: Request, data: JSONBody[TranslateRequest], engine: NamedDependency[Engine],
                     settings: NamedDependency[Settings], auth: NamedDependency[Auth]) -> TranslateResponse:
+    """Litestar's route for POST /translate: it documents the endpoint in OpenAPI and answers the requests the
+    fast path (`TranslatorApp._fast_translate`) hands over: bodies that are not plain strict JSON, chunked or
+    too large bodies, and every request while a rate limit is configured."""
     t0 = time.perf_counter()
     try:
         data = _strict(await request.json())     # the JSON litestar already parsed, checked without coercion
-        auth.check(request, data.api_key)        # before anything reaches the model
-        texts, beam, nbest = _validate(data, settings)
-        timeout = min(data.timeout or settings.request_timeout_s, settings.request_timeout_s)
-        results = await _until_deadline(request, engine.submit(texts, beam, nbest, data.return_attention), timeout)
-        out = _response(data.q, results, data.alternatives, data.return_attention)
+        out = await _translate(data, request_key(request), engine, settings, auth, request.receive)
     finally:
         metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
     metrics.REQUESTS.labels(status="200").inc()   # failures are counted in error_response
     return out
 
 
+async def _translate(data: TranslateRequest, header_key: str | None, engine: Engine, settings: Settings, auth: "Auth",
+                     receive: Receive) -> TranslateResponse:
+    """What POST /translate does with a parsed body, on both paths: the key before anything reaches the model,
+    the limits, then the engine under the request's deadline."""
+    auth.check(header_key, data.api_key)
+    texts, beam, nbest = _validate(data, settings)
+    timeout = min(data.timeout or settings.request_timeout_s, settings.request_timeout_s)
+    results = await _until_deadline(receive, engine.submit(texts, beam, nbest, data.return_attention), timeout)
+    return _response(data.q, results, data.alternatives, data.return_attention)
+
+
 WATCH_AFTER_S = 0.05   # a request still running after this long starts watching for its client going away
 
 
-async def _until_deadline(request: Request, work: Coroutine[Any, Any, T], timeout: float) -> T:
+async def _until_deadline(receive: Receive, work: Coroutine[Any, Any, T], timeout: float) -> T:
     """Awaits `work` unless the deadline passes (504) or the client disconnects first; either way the work is
     cancelled, which takes its sentences out of the queue and the batch (Engine.submit). Most requests end in
     a few ms, so the disconnect watcher (a task reading ASGI messages) starts only for those still running
@@ -149,7 +159,7 @@ async def _until_deadline(request: Request, work: Coroutine[Any, Any, T], timeou
 
     async def watch() -> None:
         nonlocal gone
-        await _disconnected(request)
+        await _disconnected(receive)
         gone = True
         task.cancel()
 
@@ -174,10 +184,10 @@ async def _until_deadline(request: Request, work: Coroutine[Any, Any, T], timeou
             watcher.cancel()
 
 
-async def _disconnected(request: Request) -> None:
+async def _disconnected(receive: Receive) -> None:
     """Returns when the client closes the connection (the body has been read, so the next ASGI message is
     `http.disconnect`, which uvicorn sends when the connection drops, or after the response is sent)."""
-    while (await request.receive())["type"] != "http.disconnect":
+    while (await receive())["type"] != "http.disconnect":
         pass
 
 
@@ -187,10 +197,10 @@ class Auth:
     def __init__(self, keys: frozenset[str]):
         self.keys = [k.encode() for k in keys]
 
-    def check(self, request: Request, body_key: str | None) -> None:
+    def check(self, header_key: str | None, body_key: str | None) -> None:
         if not self.keys:
             return
-        key = request_key(request) or body_key
+        key = header_key or body_key
         if not key:
             raise Unauthorized("this service needs an API key: send it as `Authorization: Bearer KEY`, "
                                "`X-API-Key: KEY`, or the body field `api_key`")
@@ -198,12 +208,15 @@ class Auth:
             raise Forbidden("the API key is not valid")
 
 
-def request_key(request: Request) -> str | None:
+def request_key(request: ASGIConnection) -> str | None:
     """The API key in the request's headers, if any (the body's api_key is the handler's to read)."""
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    return request.headers.get("x-api-key") or None
+    return _key_in(request.headers.get("authorization", ""), request.headers.get("x-api-key"))
+
+
+def _key_in(authorization: str, x_api_key: str | None) -> str | None:
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return x_api_key or None
 
 
 _INT_FIELDS = {f.encode_name for f in msgspec.inspect.type_info(TranslateRequest).fields
@@ -337,12 +350,17 @@ def error_response(request: Request, exc: Exception) -> Response[dict[str, str]]
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         status, kind, message = 500, "internal_error", "internal server error; it was logged"
     if request.url.path == "/translate":
-        metrics.REQUESTS.labels(status=str(status)).inc()
-        if status in (401, 403, 429, 499, 503, 504):
-            metrics.REJECTED.labels(reason=kind).inc()
+        _count_error(status, kind)
     if status in (429, 503):
         headers.setdefault("Retry-After", str(RETRY_AFTER_S))
     return Response({"error": message, "type": kind}, status_code=status, headers=headers or None)
+
+
+def _count_error(status: int, kind: str) -> None:
+    """A POST /translate answered with an error, in translator_requests_total (and _rejected_ when refused)."""
+    metrics.REQUESTS.labels(status=str(status)).inc()
+    if status in (401, 403, 429, 499, 503, 504):
+        metrics.REJECTED.labels(reason=kind).inc()
 
 
 # -- the app -----------------------------------------------------------------------------------------
@@ -358,6 +376,102 @@ def shed_when_full(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send)
     return middleware
 
+
+
+NOT_READY = "the model is not ready yet (loading or shutting down); retry shortly"
+_JSON = (b"content-type", b"application/json")
+
+
+class TranslatorApp(Litestar):
+    """The Litestar app, with POST /translate answered by `_fast_translate` before Litestar's routing, dependency
+    injection, middleware and response machinery whenever the request is the common case: a JSON body with a
+    Content-Length within the limit that decodes strictly as TranslateRequest, no rate limit configured, and no
+    Origin header when CORS is configured. Anything else is handed to Litestar's route unchanged (the body read
+    so far is replayed), so errors, limits and OpenAPI behave the same on both paths; tests/test_fastpath.py
+    checks that both paths answer the same.
+
+    Why: that machinery cost ~1 ms of event-loop CPU per request on these 2 cores, as much as decoding a
+    sentence in a full batch. Measured (HTTP, greedy, 32 closed-loop clients, shipped model, two rounds):
+    705 / 779 sentences/s through Litestar's route, 1036 / 1067 on the fast path; one client p50 5.4 / 4.8 ms vs
+    3.8 / 4.4 ms."""
+
+    fast_settings: Settings | None = None     # set by create_app when the fast path is on
+    fast_auth: "Auth | None" = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (self.fast_settings is not None and scope["type"] == "http" and scope["path"] == "/translate"
+                and scope["method"] == "POST"):
+            await self._fast_translate(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _fast_translate(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings, auth = self.fast_settings, self.fast_auth
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"")
+        if not length.isdigit() or int(length) > settings.body_limit() or (
+                self.cors_config is not None and b"origin" in headers):
+            return await super().__call__(scope, receive, send)
+        t0 = time.perf_counter()
+        try:
+            if not self.state.get("ready"):
+                raise Overloaded(NOT_READY)
+            engine: Engine = self.state.engine
+            engine.refuse_if_full()               # a flood is refused before its bodies are read
+            body = await _read_body(receive)
+            if body is None:                      # the client went away while sending
+                return
+            try:
+                data = _DECODE(body)
+            except (msgspec.DecodeError, ValueError):   # also invalid UTF-8; Litestar's route answers with its messages
+                return await super().__call__(scope, _replay(body, receive), send)
+            key = _key_in(headers.get(b"authorization", b"").decode("latin-1"),
+                          headers.get(b"x-api-key", b"").decode("latin-1") or None) if auth.keys else None
+            status, payload, extra = 200, _ENCODE(await _translate(data, key, engine, settings, auth, receive)), []
+            metrics.REQUESTS.labels(status="200").inc()
+        except TranslatorError as e:
+            status, payload, extra = e.status, _ENCODE({"error": str(e), "type": e.kind}), []
+            if status in (429, 503):
+                extra = [(b"retry-after", str(RETRY_AFTER_S).encode())]
+            _count_error(status, e.kind)
+        except Exception:
+            log.exception("unhandled error on POST /translate")
+            status, payload, extra = 500, _ENCODE({"error": "internal server error; it was logged",
+                                                   "type": "internal_error"}), []
+            _count_error(500, "internal_error")
+        metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [_JSON, (b"content-length", str(len(payload)).encode()), *extra]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+_DECODE = msgspec.json.Decoder(TranslateRequest, strict=True).decode
+_ENCODE = msgspec.json.Encoder().encode
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when the client disconnects first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands `body` (already read) to Litestar first, then the connection's own messages."""
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+    return replay
 
 
 def load_translator(settings: Settings) -> Translator:
@@ -390,7 +504,7 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
 
     def provide_engine(state: State) -> Engine:
         if not state.get("ready"):
-            raise Overloaded("the model is not ready yet (loading or shutting down); retry shortly")
+            raise Overloaded(NOT_READY)
         return state.engine
 
     def provide_translator(state: State) -> Translator:
@@ -416,7 +530,7 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
             check_throttle_handler=lambda r: r.url.path == "/translate").middleware)
 
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
-    return Litestar(
+    app = TranslatorApp(
         route_handlers=[translate, languages, live, ready, models, Metrics, demo_page],
         lifespan=[lifespan],
         state=State({"translator": translator, "engine": None, "ready": False}),
@@ -432,6 +546,9 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
         request_max_body_size=settings.body_limit(),   # larger than the largest valid request (settings.py)
         plugins=[RequestLimits(TranslateRequest, settings, SOURCES, TARGETS)],
     )
+    if settings.fast_path == "on" and not settings.rate_limit:   # the rate limiter lives in Litestar's middleware
+        app.fast_settings, app.fast_auth = settings, auth
+    return app
 
 
 def create_app_from_env() -> Litestar:
