@@ -3,7 +3,7 @@
 Greedy decoding (`"beam_size": 1`), as the in-process runs. C clients each keep one keep-alive connection and send the next POST /translate as soon as the last answer
 arrives. It speaks just enough HTTP/1.1 over asyncio streams to cost ~0.05 ms of CPU per request, so it
 steals little from the server on a 2-core machine. Prints one JSON line: per request (sentence index,
-latency seconds, status), plus the wall time.
+latency seconds, status, client number), plus the wall time.
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import itertools
 import json
 import sys
 import time
+from typing import Iterator
 from urllib.parse import urlsplit
 
 
-async def client(host, port, path, bodies, order, stop_at, out):
+async def client(host, port, path, bodies, order, stop_at, out, c=0):
     reader, writer = await asyncio.open_connection(host, port)
     head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
     try:
@@ -31,9 +32,17 @@ async def client(host, port, path, bodies, order, stop_at, out):
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
             await reader.readexactly(length)
-            out.append((i, time.perf_counter() - t0, status))
+            out.append((i, time.perf_counter() - t0, status, c))
     finally:
         writer.close()
+
+
+def order(c: int, n: int) -> Iterator[int]:
+    """Client c's sentence indices: the whole list, each client starting somewhere else (bench.run's in-process
+    clients use the same order). A function, so that each client's generator gets its own c: written inline as
+    a generator expression inside the gather(...) expression, every client saw the last c, all clients sent the
+    same sentences in the same order, and request-level batching got batches of identical sentences."""
+    return ((c * 7919 + j) % n for j in itertools.count())
 
 
 async def main(url: str, sentences: list[str], concurrency: int, seconds: float) -> dict:
@@ -43,8 +52,7 @@ async def main(url: str, sentences: list[str], concurrency: int, seconds: float)
     t0 = time.perf_counter()
     stop_at = t0 + seconds
     n = len(sentences)
-    await asyncio.gather(*(client(u.hostname, u.port, u.path or "/translate", bodies,
-                                  ((c * 7919 + j) % n for j in itertools.count()), stop_at, out)
+    await asyncio.gather(*(client(u.hostname, u.port, u.path or "/translate", bodies, order(c, n), stop_at, out, c)
                            for c in range(concurrency)))
     return {"wall": time.perf_counter() - t0, "requests": out}
 

@@ -5,7 +5,7 @@ N and T tuned first), continuous batching (ours), and PyTorch eager one request 
 the checkpoint are there). Each is measured in-process (asyncio clients on the engine, no HTTP) and through
 the real HTTP service (a `python -m service` process, loaded by a separate closed-loop load-generator
 process on loopback). Writes results.json, a markdown report and a latency/throughput PNG. The compute ceiling
-is the engine's decode loop alone with a full batch and no clients (`compute_ceiling`; `--only-ceiling` measures
+is the engine alone with a full batch and no clients (`compute_ceiling`; `--only-ceiling` measures
 just that and writes nothing). The CUDA figures come from `python -m bench.gpu` (`make bench-gpu`).
 """
 from __future__ import annotations
@@ -82,54 +82,45 @@ def run_inprocess(translator, sentences, src_len, concurrency, seconds, **engine
 
 
 def compute_ceiling(translator, sentences, max_batch=64, n=3000, warm=300, beam=1):
-    """The compute ceiling: the engine's decode loop alone with a full batch, no clients, no event loop.
+    """The compute ceiling: the engine alone (its encoder and decoder threads), no clients, no HTTP.
 
-    One DecodeBatch is filled to max_batch rows and kept full from an endless queue of the same sentence mix:
-    before every decoder step, rows freed by finished sentences are refilled with the next sentences, under
-    the engine's own admission rule (Engine.admit_rows / admit_after_steps: newcomers are admitted once 1/8 of
-    the batch is free or after 3 steps, one encoder run for all of them; refilling at every step costs an
-    encoder run and a copy of the batch's sources per step: 663 vs 722 sentences/s, interleaved, 2 shared cores).
-    After `warm` sentences, the next `n` are timed. Sources are tokenized beforehand (the engine tokenizes
-    on the event loop, not in its decode loop)."""
+    n + warm + 2 * max_batch one-sentence submits are queued at once (the sentence mix repeated), so the batch
+    stays at max_batch rows until the queue runs dry; timed from the warm-th answer to the (warm + n)-th, so
+    neither the start nor the draining tail counts. Decoder steps and rows per step come from the engine's own
+    metrics (translator_batch_size)."""
+    from prometheus_client import REGISTRY
+
     from service.engine import Engine
-    from service.translator import DecodeBatch, Sequence
 
-    policy = Engine(translator, max_batch=max_batch)      # not started: only its admission rule is used
-    ids = [x for x in (translator.encode_source(s) for s in sentences) if x]
-    j, waited = 0, 0
+    total = n + warm + 2 * max_batch
+    texts = [sentences[i % len(sentences)] for i in range(total)]
 
-    def admit(batch):
-        nonlocal j, waited
-        free = max_batch - batch.live_rows
-        if batch.live_rows:
-            waited += 1
-            if free < policy.admit_rows and waited < policy.admit_after_steps:
-                return 0
-        waited, seqs = 0, []
-        while free >= beam:
-            src = ids[j % len(ids)]
-            seqs.append(Sequence(src, beam, 1, False, 1.0, translator.max_length_for(len(src)), tag=j))
-            j, free = j + 1, free - beam
-        if seqs:
-            batch.add(seqs)
-        return bool(seqs)
-    batch = DecodeBatch(translator)
+    def sample(name):
+        return REGISTRY.get_sample_value(name) or 0.0
 
-    def run(count):
-        done = steps = rows = admissions = 0
-        t0 = time.perf_counter()
-        while done < count:
-            admissions += admit(batch)
-            rows += batch.live_rows
-            done += len(batch.step())
-            steps += 1
-        return done, steps, rows, admissions, time.perf_counter() - t0
-    run(warm)
-    done, steps, rows, admissions, wall = run(n)
-    return {"sentences_per_s": done / wall, "sentences": done, "wall_s": wall, "decoder_steps": steps,
-            "mean_rows_per_step": rows / steps, "admissions": admissions, "ms_per_step": wall / steps * 1e3,
+    async def main():
+        engine = Engine(translator, max_batch=max_batch, max_queue=total)
+        engine.start()
+        answered, marks = [], {}
+
+        async def one(text):
+            await engine.submit([text], beam, beam)
+            answered.append(time.perf_counter())
+            if len(answered) in (warm, warm + n):
+                marks[len(answered)] = (time.perf_counter(), sample("translator_batch_size_count"),
+                                        sample("translator_batch_size_sum"))
+        try:
+            await asyncio.gather(*(one(t) for t in texts))
+        finally:
+            await engine.stop()
+        return marks
+    marks = asyncio.run(main())
+    (t0, c0, s0), (t1, c1, s1) = marks[warm], marks[warm + n]
+    steps = c1 - c0
+    return {"sentences_per_s": n / (t1 - t0), "sentences": n, "wall_s": t1 - t0, "decoder_steps": steps,
+            "mean_rows_per_step": (s1 - s0) / steps * beam, "ms_per_step": (t1 - t0) / steps * 1e3,
             "max_batch": max_batch, "beam": beam,
-            "method": "one DecodeBatch kept full from an endless queue under the engine's admission rule; no clients"}
+            "method": "the Engine (encoder and decoder threads) with a queue kept longer than the batch; no clients"}
 
 
 def run_torch(checkpoint, translator, sentences, src_len, concurrency, seconds, threads):
@@ -189,7 +180,7 @@ def run_http(url, sent_file, sentences, src_len, concurrency, seconds):
     out = subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(sent_file),
                           str(concurrency), str(seconds)], capture_output=True, text=True, cwd=REPO, check=True)
     res = json.loads(out.stdout)
-    ok = [(i, lat) for i, lat, status in res["requests"] if status == 200]
+    ok = [(i, lat) for i, lat, status, _ in res["requests"] if status == 200]
     return summarize_records(ok, res["wall"], src_len, sentences, {"errors": len(res["requests"]) - len(ok)}), ok
 
 
@@ -391,11 +382,11 @@ def report(meta, results, conc) -> str:
                              f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['short_p50_ms']:.1f} |")
     ceil = meta["ceiling"]["sentences_per_s"]
     by_batch = meta["ceiling"].get("by_batch", {})
-    L += ["", f"Compute ceiling (the engine's decode loop alone, in-process, no clients: one DecodeBatch kept at "
-              f"{meta['ceiling']['max_batch']} rows from an endless queue of the same sentences, under the engine's "
-              f"admission rule; `compute_ceiling` in bench/run.py): **{ceil:.1f} sentences/s** "
+    L += ["", f"Compute ceiling (the engine alone, in-process, no clients: its encoder and decoder threads with a "
+              f"queue kept longer than the batch of {meta['ceiling']['max_batch']} rows; `compute_ceiling` in "
+              f"bench/run.py): **{ceil:.1f} sentences/s** "
               f"({meta['ceiling']['ms_per_step']:.1f} ms per decoder step of {meta['ceiling']['mean_rows_per_step']:.1f} "
-              "rows on average, admissions included)" + (
+              "rows on average)" + (
                   "; the same loop kept at " + ", ".join(f"{b} rows: {v:.0f}/s" for b, v in by_batch.items())
                   if len(by_batch) > 1 else "") + ".", "",
           "![latency and throughput](latency_throughput.png)", "", "## Against the targets (HTTP, 32 clients)", ""]

@@ -1,15 +1,19 @@
 """The engine: continuous batching across requests (TGI's batching task is the model).
 
-`await Engine.submit(texts, ...)` from the event loop; one worker thread owns the ORT sessions (they release
-the GIL, so the event loop keeps serving). Every iteration the worker
-  1. admits waiting sentences while the batch has rows free (one encoder run for all newcomers together),
-  2. runs ONE decoder step for every active row (beam k = k rows; greedy is k = 1),
-  3. retires finished sentences at once and answers a request when its last sentence is done.
-A short request never waits for a long one to finish, and a newcomer never waits for a batch to drain.
+`await Engine.submit(texts, ...)` from the event loop; two worker threads own the model runs (ORT releases the
+GIL, so the event loop keeps serving):
+  - the encoder thread takes waiting sentences while the batch will have rows for them and runs the encoder
+    once for all of them (the encoded rows wait in a ready list);
+  - the decoder thread, every iteration, writes the ready rows into the batch (no model run), runs ONE decoder
+    step for every active row (beam k = k rows; greedy is k = 1), and retires finished sentences at once,
+    answering a request when its last sentence is done.
+So newcomers are encoded on the other core while the batch decodes, a short request never waits for a long
+one to finish, and a newcomer never waits for a batch to drain.
 
 `mode="static"` is the request-level dynamic batching of Triton/TorchServe (gather up to max_batch rows or
-wait `batch_wait_ms`, decode that batch to completion, then take the next); max_batch=1 is no batching at all.
-Both exist for the benchmark and for users who want them; continuous is the default.
+wait `batch_wait_ms`, decode that batch to completion, then take the next; the next batch is encoded while
+the current one decodes, as a Triton ensemble of encoder and decoder models would); max_batch=1 is no
+batching at all. Both exist for the benchmark and for users who want them; continuous is the default.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import metrics
 from .errors import ModelError, Overloaded, PayloadTooLarge, TranslatorError
@@ -44,50 +49,56 @@ class Engine:
             raise ValueError(f"batching mode must be one of {MODES}, got {mode!r}")
         self.translator, self.max_batch, self.max_queue = translator, max_batch, max_queue
         self.mode, self.batch_wait = mode, batch_wait_ms / 1000
-        self._queue: deque[Sequence] = deque()
+        self._queue: deque[Sequence] = deque()    # waiting for the encoder
+        self._ready: list[tuple[list[Sequence], Any]] = []   # encoded, waiting to join the batch
+        self._ready_rows = 0
+        self._encoding_rows = 0                   # rows the encoder thread is encoding now
+        self._pending = 0                         # sentences submitted and not yet in the batch (the queue limit)
+        self._live = 0                            # rows decoding in the batch (published by the decoder thread)
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.inflight = 0                         # submit() calls not yet answered (graceful shutdown waits on it)
         self._held: list[Sequence] = []           # static mode: finished, answered when the batch drains
-        # Admit newcomers once this many rows are both free and waiting (or the batch is empty, or they have
-        # waited a few steps). An encoder run costs about the same for 2 sentences as for 16 (it is sequential
-        # over the source length), and through HTTP requests arrive one by one, so admitting a trickle every
-        # step costs more than it gains (2 cores, HTTP, 32 clients: 1158/s admitting every step, 1330/s with
-        # 8 rows / 3 steps; in-process, 269 admissions at ~5.6 ms each in 6 s when admitting every step).
-        self.admit_rows = max(1, max_batch // 8)
-        self.admit_after_steps = 3
-        self._waited_steps = 0
         self._batch = self._new_batch()
 
     # -- event-loop side ------------------------------------------------------------------------
     def start(self) -> None:
         self._stopping = False
-        self._thread = threading.Thread(target=self._work, name="translator-engine", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._encode_loop, name="translator-encoder", daemon=True),
+                         threading.Thread(target=self._decode_loop, name="translator-decoder", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Finishes queued and active work (up to `timeout` s), then refuses what is left; new submits get 503."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, timeout)
+        for t in self._threads:
+            await asyncio.to_thread(t.join, timeout)
         with self._cond:
-            left = list(self._queue)
+            left = list(self._queue) + [q for seqs, _ in self._ready for q in seqs]
             self._queue.clear()
+            self._ready.clear()
+            self._pending = self._ready_rows = 0
             metrics.QUEUE_SIZE.set(0)
         for q in left:
             self._fail(q.tag[0], Overloaded("the server is shutting down; retry on another instance"))
 
     @property
     def queued_sentences(self) -> int:
-        return len(self._queue)
+        """Sentences waiting to join the batch (queued or being encoded)."""
+        return self._pending
 
     def refuse_if_full(self, adding: int = 1) -> None:
         """Raises Overloaded (503 + Retry-After) when `adding` more sentences would not fit in the queue."""
-        if len(self._queue) + adding > self.max_queue:
-            raise Overloaded(f"the queue is full ({len(self._queue)} sentences waiting, limit "
+        if self._pending + adding > self.max_queue:
+            raise Overloaded(f"the queue is full ({self._pending} sentences waiting, limit "
                              f"{self.max_queue}); retry shortly")
 
     async def submit(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
@@ -111,81 +122,131 @@ class Engine:
         for q in seqs:
             q.tag = (req, q.tag)
         with self._cond:
-            if self._stopping or self._thread is None or not self._thread.is_alive():
+            if self._stopping or not self.running:
                 raise Overloaded("the translation engine is not running")
             self.refuse_if_full(len(seqs))
             self._queue.extend(seqs)
-            metrics.QUEUE_SIZE.set(len(self._queue))
-            self._cond.notify()
+            self._pending += len(seqs)
+            metrics.QUEUE_SIZE.set(self._pending)
+            self._cond.notify_all()
         try:
             return await req.future
         except asyncio.CancelledError:   # the client went away: its sentences leave the queue and the batch
             req.cancelled = True
             with self._cond:
+                before = len(self._queue)
                 self._queue = deque(q for q in self._queue if q.tag[0] is not req)
-                metrics.QUEUE_SIZE.set(len(self._queue))
+                self._pending -= before - len(self._queue)
+                metrics.QUEUE_SIZE.set(self._pending)
             raise
 
-    # -- worker thread --------------------------------------------------------------------------
-    def _work(self) -> None:
+    # -- the encoder thread: newcomers are encoded while the decoder thread decodes -------------------
+    def _encode_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not (seqs := self._take_waiting()):
+                    if self._stopping and not self._queue:
+                        self._cond.notify_all()
+                        return
+                    self._cond.wait()
+            self._encode(seqs)
+
+    def _take_waiting(self) -> list[Sequence]:
+        """Waiting sentences, oldest first, while their rows fit in what the batch will have free (continuous:
+        max_batch minus the rows decoding and those already encoded; static: the next batch). A lone sentence
+        always fits. Called with the lock held."""
+        used = self._ready_rows + (self._live if self.mode == "continuous" else 0)
+        rows, take = 0, []
+        while self._queue and (used + rows + self._queue[0].k <= self.max_batch or used + rows == 0):
+            q = self._queue.popleft()
+            if q.tag[0].cancelled:
+                self._pending -= 1
+                continue
+            take.append(q)
+            rows += q.k
+        self._encoding_rows = rows
+        return take
+
+    def _encode(self, seqs: list[Sequence]) -> None:
+        """One encoder run for these sentences; they join the ready list (or fail alone)."""
+        now = time.perf_counter()
+        for q in seqs:
+            metrics.QUEUE_DURATION.observe(now - q.tag[0].enqueued)
+            metrics.INPUT_TOKENS.observe(len(q.src_ids))
+        try:
+            encoded = self._batch.encode(seqs)
+        except Exception as e:            # fails only these newcomers; the running batch goes on
+            self._fail_all(seqs, e)
+            encoded = None
+        metrics.INFERENCE_DURATION.labels(stage="encode").observe(time.perf_counter() - now)
+        with self._cond:
+            self._encoding_rows = 0
+            if encoded is None:
+                self._pending -= len(seqs)
+            else:
+                self._ready.append((seqs, encoded))
+                self._ready_rows += sum(q.k for q in seqs)
+            self._cond.notify_all()
+
+    # -- the decoder thread -----------------------------------------------------------------------
+    def _decode_loop(self) -> None:
         while True:
             batch = self._batch
             with self._cond:
-                while not self._queue and not batch.rows and not self._stopping:
+                while not self._ready and not batch.rows:
+                    if self._stopping and not self._queue and not self._encoding_rows:
+                        return
                     self._cond.wait()
-                if self._stopping and not self._queue and not batch.rows:
-                    return
                 if self.mode == "static" and not batch.rows and self.batch_wait:
                     deadline = time.perf_counter() + self.batch_wait   # let a batch gather (Triton's delay)
-                    while self._rows_waiting() < self.max_batch and not self._stopping:
+                    while self._ready_rows < self.max_batch and (self._queue or self._encoding_rows) \
+                            and not self._stopping:
                         if not self._cond.wait(max(0.0, deadline - time.perf_counter())):
                             break
-                admit = self._take() if self.mode == "continuous" or not batch.rows else []
-                metrics.QUEUE_SIZE.set(len(self._queue))
+                groups = self._take_ready() if self.mode == "continuous" or not batch.rows else []
             try:
-                self._iterate(batch, admit)
+                self._iterate(batch, groups)
             except Exception:             # a bug here must not kill the worker and hang every later request
                 log.exception("engine: unexpected error; failing the sentences in the batch")
-                for q in [q for q in batch.seqs if q.result is None] + admit:
+                for q in [q for q in batch.seqs if q.result is None] + [q for seqs, _ in groups for q in seqs]:
                     self._fail(q.tag[0], ModelError("internal error while decoding this request; it was logged"))
                 self._batch, self._held = self._new_batch(), []
+            live = self._batch.live_rows
+            if live < self._live and self._queue:          # rows freed: the encoder may take more
+                with self._cond:
+                    self._live = live
+                    self._cond.notify_all()
+            else:
+                self._live = live
 
     def _new_batch(self) -> DecodeBatch:
         return DecodeBatch(self.translator, drop_finished=self.mode == "continuous")
 
-    def _rows_waiting(self) -> int:
-        return sum(q.k for q in self._queue)
+    def _take_ready(self) -> list[tuple[list[Sequence], Any]]:
+        """Encoded groups, oldest first, while their rows fit in the batch (a group into an empty batch always
+        fits). Called with the lock held."""
+        rows, take = self._batch.live_rows, []
+        while self._ready:
+            seqs, _ = self._ready[0]
+            k = sum(q.k for q in seqs)
+            if rows and rows + k > self.max_batch:
+                break
+            take.append(self._ready.pop(0))
+            rows += k
+            self._ready_rows -= k
+            self._pending -= len(seqs)
+        metrics.QUEUE_SIZE.set(self._pending)
+        return take
 
-    def _take(self) -> list[Sequence]:
-        """Waiting sentences, oldest first, while their rows fit (a lone sentence always fits)."""
-        rows, admit = self._batch.live_rows, []   # finished rows waiting to be dropped leave on admission
-        if rows and self._queue and self.mode == "continuous":
-            free = self.max_batch - rows
-            self._waited_steps += 1
-            if min(free, len(self._queue)) < self.admit_rows and self._waited_steps < self.admit_after_steps:
-                return admit
-        self._waited_steps = 0
-        while self._queue and (rows + self._queue[0].k <= self.max_batch or rows == 0):
-            q = self._queue.popleft()
-            if not q.tag[0].cancelled:
-                admit.append(q)
-                rows += q.k
-        return admit
-
-    def _iterate(self, batch: DecodeBatch, admit: list[Sequence]) -> None:
+    def _iterate(self, batch: DecodeBatch, groups: list[tuple[list[Sequence], Any]]) -> None:
         if any(q.tag[0].cancelled for q in batch.seqs):   # timed out, disconnected or failed elsewhere
             batch.keep([q for q in batch.seqs if not q.tag[0].cancelled])
             metrics.ACTIVE_SEQUENCES.set(_decoding(batch))
-        if admit:
-            now = time.perf_counter()
-            for q in admit:
-                metrics.QUEUE_DURATION.observe(now - q.tag[0].enqueued)
-                metrics.INPUT_TOKENS.observe(len(q.src_ids))
+        for seqs, encoded in groups:      # writing encoded rows into the batch: no model run here
             try:
-                batch.add(admit)
+                batch.add(seqs, encoded)
             except Exception as e:        # fails only the newcomers; the running batch goes on
-                self._fail_all(admit, e)
-            metrics.INFERENCE_DURATION.labels(stage="encode").observe(time.perf_counter() - now)
+                self._fail_all(seqs, e)
         if not batch.rows:
             return
         decoding = _decoding(batch)

@@ -169,46 +169,97 @@ class Runtime:
 
 # -- row stores: a batch's tensors between decoder steps --------------------------------------------------
 class HostRows:
-    """Numpy arrays on the host; each step is a plain `session.run` (the default on CPU)."""
+    """Numpy arrays on the host; each step is a plain `session.run` (the default on CPU).
+
+    enc/keys/mask live in buffers with room for more rows than the batch has: the batch is the first n rows
+    (a contiguous view, which ORT takes without a copy), newcomers are written into the free rows after them,
+    and `take` moves only the rows whose position changes. The source axis is as long as the longest source in
+    the batch: it grows (one copy) when a longer sentence arrives and shrinks when the longest ones have left.
+    Padding positions hold zeros and mask False, so they never change a result."""
 
     def __init__(self, rt: Runtime):
         self.rt = rt
-        self.enc = self.keys = self.mask = self.state = None
+        self._buf: list[np.ndarray] | None = None            # enc, keys, mask: (capacity, S, ...)
+        self.state = None
         self.n = 0                                            # rows
 
-    def add(self, src: np.ndarray, rep: np.ndarray) -> None:
-        """Encodes src (one row per sentence) and appends its rows, repeated by rep, after the existing ones."""
-        new = [x[rep] for x in self.rt.encode(src)]
-        old = [self.enc, self.keys, self.mask, self.state] if self.n else None
-        self.enc, self.keys, self.mask, self.state = _join_arrays(old, new)
-        self.n = len(self.state)
+    @property
+    def enc(self) -> np.ndarray | None:
+        return self._buf[0][:self.n] if self.n else None
+
+    @property
+    def keys(self) -> np.ndarray | None:
+        return self._buf[1][:self.n] if self.n else None
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        return self._buf[2][:self.n] if self.n else None
+
+    def encode(self, src: np.ndarray) -> list[np.ndarray]:
+        """The encoder's outputs for src (one row per sentence); uses nothing of this store (any thread)."""
+        return self.rt.encode(src)
+
+    def add(self, new: list[np.ndarray], rep: np.ndarray) -> None:
+        """Appends the rows of `encode`'s outputs, repeated by rep, after the existing ones."""
+        enc, keys, mask, state = new
+        n, m, S = self.n, len(rep), enc.shape[1]
+        buf = self._buf
+        if n == 0:                                # an empty batch takes the newcomers' source length
+            if buf is None or len(buf[0]) < m or buf[0].shape[1] != S:
+                self._buf = buf = _empty_like([enc, keys, mask], max(m, len(buf[0]) if buf else 0), S)
+        elif n + m > len(buf[0]) or S > buf[0].shape[1]:
+            buf = self._realloc(max(n + m, 2 * n), max(S, buf[0].shape[1]))
+        for b, new in zip(buf, (enc, keys, mask)):
+            b[n:n + m, :S] = new[rep]
+            b[n:n + m, S:] = 0
+        state = state[rep]
+        self.state = np.concatenate([self.state, state]) if n else state
+        self.n = n + m
+
+    def _realloc(self, rows: int, S: int) -> list[np.ndarray]:
+        """New buffers for `rows` rows of S source positions, the current rows copied in (padded or trimmed)."""
+        old, n = self._buf, self.n
+        self._buf = _empty_like(old, rows, S)
+        s = min(S, old[0].shape[1])
+        for b, o in zip(self._buf, old):
+            b[:n, :s] = o[:n, :s]
+            b[:n, s:] = 0
+        return self._buf
 
     def step(self, y: np.ndarray, attention: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """One decoder step for every row -> log-probs (n, V) and attention (n, S) on the host (attention may be
         returned even when not asked for); the new state replaces the old one."""
-        logp, self.state, a = self.rt.step(y, self.state, self.enc, self.keys, self.mask)
+        n = self.n
+        logp, self.state, a = self.rt.step(y, self.state, self._buf[0][:n], self._buf[1][:n], self._buf[2][:n])
         return logp, a
 
     def take(self, rows: list[int], src_len: int) -> None:
-        """Keeps these rows of the sources (enc, keys, mask), trimmed to src_len source positions; no rows at all
-        empties the store."""
+        """Row i of the sources (enc, keys, mask) becomes old row rows[i]; only rows that change place are copied.
+        The source axis shrinks to src_len when that saves a quarter of it or more; no rows empties the store."""
         if not rows:
             return self.clear()
         idx = np.array(rows, dtype=np.int64)
-        self.enc, self.keys, self.mask = (x[idx, :src_len] for x in (self.enc, self.keys, self.mask))
+        dst = np.flatnonzero(idx != np.arange(len(idx)))
+        if len(dst):
+            for b in self._buf:
+                b[dst] = b[idx[dst]]
+        self.n = len(rows)
+        S = self._buf[0].shape[1]
+        if src_len <= S * 3 // 4:
+            self._realloc(len(self._buf[0]), src_len)
 
     def reorder(self, rows: list[int]) -> None:
-        """state <- state[rows]; nothing moves when rows are the batch's rows in order."""
-        if not _identity(rows, self.n):
+        """state <- state[rows] (after `take`, for the same new rows); nothing moves when rows are the state's
+        rows in order."""
+        if self.state is not None and not _identity(rows, len(self.state)):
             self.state = self.state[np.array(rows, dtype=np.int64)]
-            self.n = len(rows)
 
     def host(self) -> list[np.ndarray]:
         """enc, keys, mask, state as host arrays (tests and debugging)."""
         return [self.enc, self.keys, self.mask, self.state]
 
     def clear(self) -> None:
-        self.enc = self.keys = self.mask = self.state = None
+        self.state = None
         self.n = 0
 
 
@@ -244,8 +295,11 @@ class BoundRows:
         sess.run_with_iobinding(b)
         return b.get_outputs()
 
-    def add(self, src: np.ndarray, rep: np.ndarray) -> None:
-        new = self._run(self.rt.encoder, {}, {"src": src}, ENCODER_OUTPUTS)   # enc, keys, mask, state
+    def encode(self, src: np.ndarray) -> list[ort.OrtValue]:
+        """enc, keys, mask, state for src on the device; uses nothing of this store (any thread)."""
+        return self._run(self.rt.encoder, {}, {"src": src}, ENCODER_OUTPUTS)
+
+    def add(self, new: list[ort.OrtValue], rep: np.ndarray) -> None:
         if not self._graph:
             old = [x.numpy() for x in (self.enc, self.keys, self.mask, self.state)] if self.n else None
             joined = [self._ov(x) for x in _join_arrays(old, [x.numpy()[rep] for x in new])]
@@ -313,6 +367,12 @@ class BoundRows:
         self.enc = self.keys = self.mask = self.state = None
         self.n = 0
         self._sources_bound = False
+
+
+def _empty_like(like: list[np.ndarray], rows: int, S: int) -> list[np.ndarray]:
+    """Uninitialised (rows, S, ...) arrays with the dtypes and trailing shapes of `like` (only the rows in use
+    are ever read, and those are written in full, padding included)."""
+    return [np.empty((rows, S) + x.shape[2:], dtype=x.dtype) for x in like]
 
 
 def _identity(rows: list[int], n: int) -> bool:

@@ -2,7 +2,7 @@
 
 One call decodes a list of sentences together: one encoder run for all of them, then one decoder step
 per iteration for every unfinished row (beam k = k rows per sentence); rows of finished sentences are
-dropped at once, so a short sentence stops costing compute when it ends.
+dropped at once (the last rows move into them), so a short sentence stops costing compute when it ends.
 """
 from __future__ import annotations
 
@@ -138,8 +138,9 @@ class Sequence:
 
 class DecodeBatch:
     """Rows decoded together, one decoder step at a time. Sequences can be added between steps (one encoder
-    run for all newcomers) and are dropped the step they finish, TGI-style concatenate/filter: this is what
-    both `translate_batch` and a continuous-batching scheduler run."""
+    run for all newcomers, written into free rows of the row store) and leave the step they finish: the
+    sequences at the end of the batch move into the rows they free (`_layout`), so a retirement copies only
+    as many rows as it frees. This is what both `translate_batch` and a continuous-batching scheduler run."""
 
     def __init__(self, translator: "Translator", drop_finished: bool = True):
         self.tr = translator
@@ -153,22 +154,23 @@ class DecodeBatch:
 
     @property
     def live_rows(self) -> int:
-        """Rows still decoding (rows minus finished sequences' rows waiting to be dropped)."""
+        """Rows still decoding (static batching keeps finished sentences' rows until the batch drains)."""
         return self.rows - sum(q.k for q in self.seqs if q.result is not None)
 
-    def drop_finished_rows(self) -> None:
-        self.keep([q for q in self.seqs if q.result is None])
-
-    def add(self, seqs: list[Sequence]) -> None:
-        if self.drop_finished and self.live_rows < self.rows:   # one copy now instead of one per retirement
-            self.drop_finished_rows()
-        info = self.tr.info
+    def encode(self, seqs: list[Sequence]) -> tuple[list, np.ndarray]:
+        """One encoder run for all these sentences -> what `add` takes. Touches nothing of the batch, so another
+        thread may run it while this batch decodes (the engine's encoder thread does)."""
         S = max(len(q.src_ids) for q in seqs)
-        src = np.full((len(seqs), S), info.pad_id, dtype=np.int64)
+        src = np.full((len(seqs), S), self.tr.info.pad_id, dtype=np.int64)
         for b, q in enumerate(seqs):
             src[b, :len(q.src_ids)] = q.src_ids
-        rep = np.repeat(np.arange(len(seqs)), [q.k for q in seqs])
-        self.tensors.add(src, rep)              # one encoder run for all newcomers; their rows go after ours
+        return self.tensors.encode(src), np.repeat(np.arange(len(seqs)), [q.k for q in seqs])
+
+    def add(self, seqs: list[Sequence], encoded: tuple[list, np.ndarray] | None = None) -> None:
+        """Adds these sentences after the batch's rows (encoding them first unless `encoded` is their `encode`)."""
+        info = self.tr.info
+        new, rep = encoded or self.encode(seqs)
+        self.tensors.add(new, rep)              # their rows go after ours
         score = np.concatenate([[0.0] + [-math.inf] * (q.k - 1) for q in seqs])
         y = np.full(len(rep), info.bos_id, dtype=np.int64)
         if self.rows:
@@ -186,28 +188,24 @@ class DecodeBatch:
         V = logp.shape[1]
         pick = logp.argmax(1)                    # greedy rows: a row's running score does not change its argmax
         picks, picked = pick.tolist(), (self.score + logp[np.arange(len(pick)), pick]).tolist()
-        keep_seqs, keep_rows, origins, new_tok, new_score, new_toks, new_attn, done = ([] for _ in range(8))
-
-        def ride_along(q: Sequence, off: int) -> None:   # keep a finished sentence's rows, fed end-of-sentence
-            keep_seqs.append(q)
-            for r in range(off, off + q.k):
-                keep_rows.append(r); origins.append(r); new_tok.append(eos); new_score.append(0.0)
-                new_toks.append(self.toks[r]); new_attn.append([])
+        done, offset = [], {}
+        nxt: dict[int, list] = {}                # id(seq) -> its k new rows: (origin row, token, score, tokens, attn)
         off = 0
         for q in self.seqs:
             k = q.k
-            if q.result is not None:             # a finished sentence's rows ride along idle until dropped
-                ride_along(q, off)
-                off += k
+            offset[id(q)] = off
+            off += k
+            if q.result is not None:             # finished, riding along (static batching)
                 continue
+            o0 = offset[id(q)]
             q.t += 1
             if k == 1:                           # greedy: plain Python numbers, no per-row numpy work
-                ranked = [(off, picks[off], picked[off])]
+                ranked = [(o0, picks[o0], picked[o0])]
             else:
-                cand = (self.score[off:off + k, None] + logp[off:off + k]).ravel()   # (k*V,)
+                cand = (self.score[o0:o0 + k, None] + logp[o0:o0 + k]).ravel()   # (k*V,)
                 top = np.argpartition(-cand, 2 * k)[:2 * k]
                 top = top[np.argsort(-cand[top])]
-                ranked = [(off + c // V, c % V, sc) for c, sc in zip(top.tolist(), cand[top].tolist())]
+                ranked = [(o0 + c // V, c % V, sc) for c, sc in zip(top.tolist(), cand[top].tolist())]
             alive = []
             for rank, (o, tok, sc) in enumerate(ranked):
                 if tok == eos or q.t >= q.max_len:
@@ -222,41 +220,59 @@ class DecodeBatch:
             if len(q.finished) >= k or q.t >= q.max_len or not alive:
                 self._finish(q)
                 done.append(q)
-                ride_along(q, off)
             else:
-                keep_seqs.append(q)
-                keep_rows.extend(range(off, off + k))
-                for o, tok, sc in alive:
-                    origins.append(o); new_tok.append(tok); new_score.append(sc)
-                    new_toks.append(self.toks[o] + [tok] if k > 1 else _append(self.toks[o], tok))
-                    new_attn.append(self.attn[o] + [a[o]] if q.want_attn else [])
-            off += k
-        if not self.drop_finished and all(q.result is not None for q in keep_seqs):   # the batch drained
-            keep_seqs, keep_rows, origins, new_tok, new_score, new_toks, new_attn = ([] for _ in range(7))
-        if len(keep_rows) < self.rows:           # drop finished rows
-            self._keep_sources(keep_rows, keep_seqs)
+                nxt[id(q)] = [(o, tok, sc, self.toks[o] + [tok] if k > 1 else _append(self.toks[o], tok),
+                               self.attn[o] + [a[o]] if q.want_attn else []) for o, tok, sc in alive]
+        if self.drop_finished or not nxt:        # static batching: everyone stays until the batch drains
+            keep = [q for q in self.seqs if id(q) in nxt]
+        else:
+            keep = self.seqs
+        order = self._layout(keep)
+        rows, origins, new_tok, new_score, new_toks, new_attn = [], [], [], [], [], []
+        for q in order:
+            o0 = offset[id(q)]
+            rows.extend(range(o0, o0 + q.k))
+            for o, tok, sc, toks, att in nxt.get(id(q)) or [(r, eos, 0.0, self.toks[r], []) for r in range(o0, o0 + q.k)]:
+                origins.append(o); new_tok.append(tok); new_score.append(sc); new_toks.append(toks); new_attn.append(att)
+        if order is not self.seqs:
+            self._keep_sources(rows, order)
         # rows of one sequence share enc/keys/mask, so only the decoder state follows the beam origins
         self.tensors.reorder(origins)
         self.toks, self.attn = new_toks, new_attn
         self.score = np.array(new_score, dtype=np.float64)
         self.y = np.array(new_tok, dtype=np.int64)
         self.rows = len(origins)
-        # Continuous batching drops finished rows, but not at every retirement: dropping copies every row's
-        # enc/keys/mask (~1.6 ms a step at 64 rows on 2 cores, more than a few idle rows cost the decoder step),
-        # so finished rows ride along until the next admission (which copies anyway) or until they are a
-        # quarter of the batch. Idle rows never change the other rows' results.
-        if self.drop_finished and (dead := self.rows - self.live_rows) and dead * 4 >= self.rows:
-            self.drop_finished_rows()
         return done
+
+    def _layout(self, keep: list[Sequence]) -> list[Sequence]:
+        """The row order after the sequences not in `keep` leave: the last kept sequences move into the rows
+        freed before them (when their beam widths match), everything else stays where it is, so leaving copies
+        only the rows that move. Returns self.seqs itself when nothing changes."""
+        if len(keep) == len(self.seqs):
+            return self.seqs
+        kept = {id(q) for q in keep}
+        order = list(self.seqs)
+        lo, hi = 0, len(order) - 1
+        while True:
+            while hi >= 0 and id(order[hi]) not in kept:   # sequences leaving from the end free their rows as they are
+                hi -= 1
+            while lo < hi and id(order[lo]) in kept:
+                lo += 1
+            if lo >= hi or order[lo].k != order[hi].k:     # done, or mixed beam widths: the rest stays in order
+                break
+            order[lo], order[hi] = order[hi], order[lo]
+        return [q for q in order if id(q) in kept]
 
     def keep(self, seqs: list[Sequence]) -> None:
         """Drops every sequence not in seqs (e.g. its client went away), between steps."""
-        wanted, rows, off = {id(q) for q in seqs}, [], 0
+        offset, off = {}, 0
         for q in self.seqs:
-            if id(q) in wanted:
-                rows.extend(range(off, off + q.k))
+            offset[id(q)] = off
             off += q.k
-        idx = self._keep_sources(rows, [q for q in self.seqs if id(q) in wanted])
+        wanted = {id(q) for q in seqs}
+        order = self._layout([q for q in self.seqs if id(q) in wanted])
+        rows = [r for q in order for r in range(offset[id(q)], offset[id(q)] + q.k)]
+        idx = self._keep_sources(rows, order)
         self.tensors.reorder(rows)
         self.y, self.score = self.y[idx], self.score[idx]
         self.toks = [self.toks[r] for r in rows]
@@ -264,7 +280,8 @@ class DecodeBatch:
         self.rows = len(rows)
 
     def _keep_sources(self, rows: list[int], seqs: list[Sequence]) -> np.ndarray:
-        """Keeps these rows of enc/keys/mask, trimmed to the longest source still there; seqs own them."""
+        """Row i of enc/keys/mask becomes old row rows[i]; the source axis may be trimmed to the longest source
+        still there; seqs own the rows, in order."""
         smax = max((len(q.src_ids) for q in seqs), default=0)
         self.tensors.take(rows, smax)
         self.seqs = seqs

@@ -122,11 +122,11 @@ def test_joins_and_drops_same_results_every_mode(tiny, shipped, static):
 
 
 def engine_run(tr: Translator) -> list:
-    """The Engine's own admission and retirement (its _take/_iterate), played step by step in this thread so the
+    """The Engine's own admission and retirement (_take_waiting/_encode/_take_ready/_iterate), played step by step in this thread so the
     schedule is the same every run: requests arrive while others decode, one is cancelled mid-decode."""
     async def main():
         engine = Engine(tr, max_batch=8)
-        engine._thread = threading.main_thread()          # submit() queues; this test plays the worker
+        engine._threads = [threading.main_thread()]       # submit() queues; this test plays both workers
         arrivals = {0: [(SENTENCES[:3], 1)], 1: [(SENTENCES[3:4], 3)], 2: [(SENTENCES[4:7], 1)],
                     4: [(SENTENCES[7:8], 2), (["I see a cat.", "Thank you."], 1)], 6: [(SENTENCES[8:], 3)]}
         tasks = []
@@ -138,7 +138,14 @@ def engine_run(tr: Translator) -> list:
             if step == 5:
                 tasks[1].cancel()                       # the beam-3 request's client went away
                 await asyncio.sleep(0)
-            engine._iterate(engine._batch, engine._take())
+            with engine._cond:
+                waiting = engine._take_waiting()
+            if waiting:
+                engine._encode(waiting)
+            with engine._cond:
+                ready = engine._take_ready()
+            engine._iterate(engine._batch, ready)
+            engine._live = engine._batch.live_rows
             await asyncio.sleep(0)                      # answers resolve on this loop
             if step > 6 and all(t.done() for t in tasks):
                 break

@@ -121,3 +121,27 @@ def test_dropping_a_sequence_mid_decode_leaves_the_others_intact(translator):
     assert seqs[1].result is None
     for q in (seqs[0], seqs[2]):
         assert q.result.text == translator.translate_batch([q.tag], beam_size=q.k)[0].text
+
+
+def test_leaving_rows_are_refilled_from_the_end_and_nothing_else_moves(translator):
+    """A sequence that leaves frees its rows to the last sequence of the same beam width; the others keep their
+    rows (so a retirement copies only the rows it frees), and every sequence still decodes as if alone."""
+    from service.translator import DecodeBatch, Sequence
+
+    texts = ["I see a cat.", "Thank you.", "We have the book too.", "They like the tea too.", "Where is it?"]
+    ks = (1, 1, 2, 1, 1)
+    seqs = [Sequence(translator.encode_source(s), k, 1, False, 1.0, 30, tag=s) for s, k in zip(texts, ks)]
+    batch = DecodeBatch(translator)
+    batch.add(seqs)
+    a, b, c, d, e = seqs
+    assert batch._layout([a, c, d, e]) == [a, e, c, d]        # e moves into b's row
+    assert batch._layout([a, b, d, e]) == [a, b, d, e]        # c's 2 rows cannot take a 1-row sequence: in order
+    assert batch._layout([b, c, d]) == [d, b, c]              # e leaves from the end; d fills a's row
+    enc = batch.enc.copy()
+    batch.keep([a, c, d, e])
+    assert batch.seqs == [a, e, c, d] and batch.rows == 5
+    assert np.array_equal(batch.enc, enc[[0, 5, 2, 3, 4]][:, :batch.enc.shape[1]])
+    while batch.rows:
+        batch.step()
+    for q in (a, c, d, e):
+        assert q.result.text == translator.translate_batch([q.tag], beam_size=q.k)[0].text
