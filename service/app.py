@@ -478,7 +478,7 @@ def load_translator(settings: Settings) -> Translator:
     """Raises ModelLoadError with a one-line reason when the model directory or provider is unusable."""
     return Translator(settings.model_dir, provider=settings.provider, intra_threads=settings.intra_threads,
                       inter_threads=settings.inter_threads, max_source_tokens=settings.max_source_tokens,
-                      io_binding=settings.io_binding)
+                      io_binding=settings.io_binding, encoder_threads=settings.encoder_threads)
 
 
 def create_app(settings: Settings, translator: Translator | None = None) -> Litestar:

@@ -55,6 +55,9 @@ class Engine:
         self._encoding_rows = 0                   # rows the encoder thread is encoding now
         self._pending = 0                         # sentences submitted and not yet in the batch (the queue limit)
         self._live = 0                            # rows decoding in the batch (published by the decoder thread)
+        # The encoder may run this many rows ahead of the rows free now, so that rows freed by a step are filled
+        # the next step instead of after an encoder run (HTTP, 32 clients, 2 rounds: 728 / 784 -> 789 / 789/s).
+        self.lookahead = max_batch // 4
         self._cond = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -155,7 +158,7 @@ class Engine:
         """Waiting sentences, oldest first, while their rows fit in what the batch will have free (continuous:
         max_batch minus the rows decoding and those already encoded; static: the next batch). A lone sentence
         always fits. Called with the lock held."""
-        used = self._ready_rows + (self._live if self.mode == "continuous" else 0)
+        used = self._ready_rows + (self._live - self.lookahead if self.mode == "continuous" else 0)
         rows, take = 0, []
         while self._queue and (used + rows + self._queue[0].k <= self.max_batch or used + rows == 0):
             q = self._queue.popleft()

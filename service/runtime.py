@@ -67,6 +67,16 @@ class ModelInfo:
             raise ModelLoadError(f"{path} is incomplete: {e!r}") from None
 
 
+def _options(intra_threads: int, inter_threads: int) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = intra_threads
+    so.inter_op_num_threads = inter_threads
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return so
+
+
 def resolve_providers(provider: str) -> list[str]:
     """cpu | cuda | auto -> the onnxruntime provider list. An explicit cuda that is not there is an error."""
     available = ort.get_available_providers()
@@ -97,13 +107,16 @@ class Runtime:
     admissions included) 11.2 / 9.7 ms off vs 11.5 / 10.9 on (+3% / +13%). So binding never gained on CPU.
     Results are identical either way (tests/test_iobinding.py).
 
+    encoder_threads: intra-op threads of the encoder session (0 = intra_threads). The engine runs the encoder on
+    its own thread while the decoder steps, so one thread there leaves the other core to the decoder.
+
     gather: where the I/O-binding path moves rows when the batch changes: "numpy" (views of the CPU OrtValues,
     numpy indexing, the default on CPU), "graph" (service/rowgraphs.py's ONNX graphs run as sessions on the same
     device, the default on CUDA; the tests run it on CPU), or "auto"."""
 
     def __init__(self, model_dir: Path, info: ModelInfo, provider: str = "auto",
                  intra_threads: int = 0, inter_threads: int = 1, io_binding: str | bool = "auto",
-                 gather: str = "auto"):
+                 gather: str = "auto", encoder_threads: int = 0):
         providers = resolve_providers(provider)
         if isinstance(io_binding, bool):
             io_binding = "on" if io_binding else "off"
@@ -111,15 +124,12 @@ class Runtime:
             raise ModelLoadError(f"unknown io_binding {io_binding!r}: use auto, on or off")
         if gather not in ("auto", "numpy", "graph"):
             raise ModelLoadError(f"unknown gather {gather!r}: use auto, numpy or graph")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = intra_threads
-        so.inter_op_num_threads = inter_threads
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
+        so = _options(intra_threads, inter_threads)
         files = info.raw["files"]
         try:
-            self.encoder = ort.InferenceSession(str(model_dir / files["encoder"]), so, providers=providers)
+            self.encoder = ort.InferenceSession(str(model_dir / files["encoder"]),
+                                                _options(encoder_threads or intra_threads, inter_threads),
+                                                providers=providers)
             self.decoder = ort.InferenceSession(str(model_dir / files["decoder_step"]), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
             raise ModelLoadError(f"cannot load the ONNX graphs in {model_dir}: {e}") from None

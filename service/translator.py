@@ -38,7 +38,7 @@ class TranslationResult:
 class Translator:
     def __init__(self, model_dir: str | Path, provider: str = "auto", intra_threads: int = 0,
                  inter_threads: int = 1, max_source_tokens: int = 256, max_output_tokens: int = 256,
-                 io_binding: str | bool = "auto"):
+                 io_binding: str | bool = "auto", encoder_threads: int = 0):
         self.model_dir = Path(model_dir)
         self.info = ModelInfo.load(self.model_dir)
         files = self.info.raw["files"]
@@ -49,7 +49,8 @@ class Translator:
             raise ModelLoadError(f"cannot load the tokenizers in {self.model_dir}: {e}") from None
         if self.sp_src.get_piece_size() != self.info.src_vocab or self.sp_tgt.get_piece_size() != self.info.tgt_vocab:
             raise ModelLoadError(f"tokenizer vocabulary sizes in {self.model_dir} do not match model.json")
-        self.runtime = Runtime(self.model_dir, self.info, provider, intra_threads, inter_threads, io_binding)
+        self.runtime = Runtime(self.model_dir, self.info, provider, intra_threads, inter_threads, io_binding,
+                               encoder_threads=encoder_threads)
         self.max_source_tokens = max_source_tokens
         self.max_output_tokens = max_output_tokens
 
