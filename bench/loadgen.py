@@ -1,7 +1,8 @@
-"""A closed-loop HTTP load generator, run as its own process: `python -m bench.loadgen URL SENTENCES C SECONDS`.
+"""A closed-loop HTTP load generator, run as its own process:
+`python -m bench.loadgen URL SENTENCES C SECONDS [--honour-retry-after]`.
 
 Greedy decoding (`"beam_size": 1`), as the in-process runs. C clients each keep one keep-alive connection and send the next POST /translate as soon as the last answer
-arrives. It speaks just enough HTTP/1.1 over asyncio streams to cost ~0.05 ms of CPU per request, so it
+arrives (or, with --honour-retry-after, after a refusal's Retry-After). It speaks just enough HTTP/1.1 over asyncio streams to cost ~0.05 ms of CPU per request, so it
 steals little from the server on a 2-core machine. Prints one JSON line: per request (sentence index,
 latency seconds, status, client number), plus the wall time.
 """
@@ -16,7 +17,7 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 
-async def client(host, port, path, bodies, order, stop_at, out, c=0):
+async def client(host, port, path, bodies, order, stop_at, out, c=0, honour_retry_after=False):
     reader, writer = await asyncio.open_connection(host, port)
     head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
     try:
@@ -27,12 +28,16 @@ async def client(host, port, path, bodies, order, stop_at, out, c=0):
             t0 = time.perf_counter()
             writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
             status = int((await reader.readline()).split()[1])
-            length = 0
+            length, retry_after = 0, 0.0
             while (line := await reader.readline()) not in (b"\r\n", b""):
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
+                elif line.lower().startswith(b"retry-after:"):
+                    retry_after = float(line.split(b":")[1])
             await reader.readexactly(length)
             out.append((i, time.perf_counter() - t0, status, c))
+            if honour_retry_after and retry_after:
+                await asyncio.sleep(min(retry_after, max(0.0, stop_at - time.perf_counter())))
     finally:
         writer.close()
 
@@ -45,24 +50,27 @@ def order(c: int, n: int) -> Iterator[int]:
     return ((c * 7919 + j) % n for j in itertools.count())
 
 
-async def main(url: str, sentences: list[str], concurrency: int, seconds: float) -> dict:
+async def main(url: str, sentences: list[str], concurrency: int, seconds: float,
+               honour_retry_after: bool = False) -> dict:
     u = urlsplit(url)
     bodies = [json.dumps({"q": s, "source": "en", "target": "pl", "beam_size": 1}).encode() for s in sentences]
     out: list = []
     t0 = time.perf_counter()
     stop_at = t0 + seconds
     n = len(sentences)
-    await asyncio.gather(*(client(u.hostname, u.port, u.path or "/translate", bodies, order(c, n), stop_at, out, c)
+    await asyncio.gather(*(client(u.hostname, u.port, u.path or "/translate", bodies, order(c, n), stop_at, out, c,
+                                  honour_retry_after)
                            for c in range(concurrency)))
     return {"wall": time.perf_counter() - t0, "requests": out}
 
 
 if __name__ == "__main__":
     url, path, c, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    honour = sys.argv[5:] == ["--honour-retry-after"]
     sents = json.loads(open(path, encoding="utf-8").read())
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(main(url, sents, c, secs))))
+    print(json.dumps(asyncio.run(main(url, sents, c, secs, honour))))

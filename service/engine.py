@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -31,6 +32,7 @@ from .translator import DecodeBatch, Sequence, TranslationResult, Translator
 
 log = logging.getLogger(__name__)
 MODES = ("continuous", "static")
+GIL_SWITCH_S = 0.0005
 
 
 @dataclass(eq=False)
@@ -67,6 +69,11 @@ class Engine:
 
     # -- event-loop side ------------------------------------------------------------------------
     def start(self) -> None:
+        # The decoder thread needs the GIL between model runs, and a busy event loop holds it for up to the
+        # switch interval (5 ms by default) each time: a convoy that stalls the batch when HTTP traffic is heavy.
+        # At 0.5 ms (HTTP, 2 cores, queue 32; 32 clients / a flood of 400 no-backoff clients, sentences/s
+        # answered): 573 / 210 by default, 641 / 363 at 0.5 ms, 651 / 335 at 0.1 ms.
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
         self._stopping = False
         self._threads = [threading.Thread(target=self._encode_loop, name="translator-encoder", daemon=True),
                          threading.Thread(target=self._decode_loop, name="translator-decoder", daemon=True)]
