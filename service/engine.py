@@ -237,9 +237,20 @@ class Engine:
         fits). Called with the lock held."""
         rows, take = self._batch.live_rows, []
         while self._ready:
-            seqs, _ = self._ready[0]
+            seqs, encoded = self._ready[0]
             k = sum(q.k for q in seqs)
             if rows and rows + k > self.max_batch:
+                # the leading sentences that fit go in now (the rest waits), so a big group never holds the
+                # batch below max_batch while it drains
+                j, r = 0, rows
+                while j < len(seqs) and r + seqs[j].k <= self.max_batch:
+                    r, j = r + seqs[j].k, j + 1
+                if j:
+                    parts = self._batch.split_encoded(encoded, j)
+                    self._ready[0] = (seqs[j:], parts[1])
+                    take.append((seqs[:j], parts[0]))
+                    self._ready_rows -= r - rows
+                    self._pending -= j
                 break
             take.append(self._ready.pop(0))
             rows += k

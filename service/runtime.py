@@ -209,6 +209,11 @@ class HostRows:
         """The encoder's outputs for src (one row per sentence); uses nothing of this store (any thread)."""
         return self.rt.encode(src)
 
+    @staticmethod
+    def split(new: list[np.ndarray], j: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """`encode`'s outputs for sentences [:j] and [j:] (views)."""
+        return [x[:j] for x in new], [x[j:] for x in new]
+
     def add(self, new: list[np.ndarray], rep: np.ndarray) -> None:
         """Appends the rows of `encode`'s outputs, repeated by rep, after the existing ones."""
         enc, keys, mask, state = new
@@ -308,6 +313,20 @@ class BoundRows:
     def encode(self, src: np.ndarray) -> list[ort.OrtValue]:
         """enc, keys, mask, state for src on the device; uses nothing of this store (any thread)."""
         return self._run(self.rt.encoder, {}, {"src": src}, ENCODER_OUTPUTS)
+
+    def split(self, new: list[ort.OrtValue], j: int) -> tuple[list[ort.OrtValue], list[ort.OrtValue]]:
+        """`encode`'s outputs for sentences [:j] and [j:]: host copies of the CPU OrtValues, or the take/gather
+        graphs on the device."""
+        if not self._graph:
+            arrs = [x.numpy() for x in new]
+            return [self._ov(np.array(x[:j])) for x in arrs], [self._ov(np.array(x[j:])) for x in arrs]
+        n, S = new[0].shape()[0], new[0].shape()[1]
+
+        def part(idx: np.ndarray) -> list[ort.OrtValue]:
+            out = self._take_graph(new[:3], idx, S)
+            out.append(self._run(self.rt.graphs()["gather"], {"state": new[3]}, {"rows": idx}, ["out"])[0])
+            return out
+        return part(np.arange(j, dtype=np.int64)), part(np.arange(j, n, dtype=np.int64))
 
     def add(self, new: list[ort.OrtValue], rep: np.ndarray) -> None:
         if not self._graph:

@@ -50,8 +50,8 @@ class Settings:
     CPU, where it gains nothing (service/runtime.py has the measurement). Translations are identical either way."""
     max_batch: int = 64
     """TRANSLATOR_MAX_BATCH: most rows decoded together in one step (a sentence with beam k takes k rows);
-    1 means no cross-request batching at all. 64: on 2 cores the decode loop kept full gives about the same
-    sentences/s at 16, 32 and 64 rows (762, 696, 687/s in docs/benchmarks/, within noise), and 64 rows let
+    1 means no cross-request batching at all. 64: on 2 cores the engine kept full gives about the same
+    sentences/s at 16, 32 and 64 rows (978, 999, 955/s in docs/benchmarks/, within noise), and 64 rows let
     beam-3 traffic (3 rows a sentence) and bursts of 64 clients into the batch instead of the queue."""
     batching: str = "continuous"
     """TRANSLATOR_BATCHING: continuous (admit and retire sentences every decoder step) | static (Triton-style

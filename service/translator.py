@@ -167,6 +167,13 @@ class DecodeBatch:
             src[b, :len(q.src_ids)] = q.src_ids
         return self.tensors.encode(src), np.repeat(np.arange(len(seqs)), [q.k for q in seqs])
 
+    def split_encoded(self, encoded: tuple[list, np.ndarray], j: int) -> tuple[tuple, tuple]:
+        """`encode`'s result for sentences [:j] and [j:]."""
+        new, rep = encoded
+        parts = self.tensors.split(new, j)
+        r = int(np.count_nonzero(rep < j))
+        return (parts[0], rep[:r]), (parts[1], rep[r:] - j)
+
     def add(self, seqs: list[Sequence], encoded: tuple[list, np.ndarray] | None = None) -> None:
         """Adds these sentences after the batch's rows (encoding them first unless `encoded` is their `encode`)."""
         info = self.tr.info

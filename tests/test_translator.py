@@ -145,3 +145,21 @@ def test_leaving_rows_are_refilled_from_the_end_and_nothing_else_moves(translato
         batch.step()
     for q in (a, c, d, e):
         assert q.result.text == translator.translate_batch([q.tag], beam_size=q.k)[0].text
+
+
+def test_an_encoded_group_split_in_two_decodes_as_if_alone(translator):
+    """The engine admits the leading sentences of an encoded group that fit and keeps the rest for later."""
+    from service.translator import DecodeBatch, Sequence
+
+    texts = ["I see a cat.", "We have the book too.", "Thank you."]
+    seqs = [Sequence(translator.encode_source(s), k, 1, False, 1.0, 30, tag=s) for s, k in zip(texts, (1, 2, 1))]
+    batch = DecodeBatch(translator)
+    head, tail = batch.split_encoded(batch.encode(seqs), 2)
+    assert len(head[1]) == 3 and list(tail[1]) == [0]          # rows: 1 + 2 for the head, 1 for the tail
+    batch.add(seqs[:2], head)
+    batch.step()
+    batch.add(seqs[2:], tail)
+    while batch.rows:
+        batch.step()
+    for q in seqs:
+        assert q.result.text == translator.translate_batch([q.tag], beam_size=q.k)[0].text
