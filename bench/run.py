@@ -457,7 +457,9 @@ def report(meta, results, conc) -> str:
           ", ".join(f"{k}: {v:.0f}" for k, v in meta["static_tuning"].items()) + ".", "",
           "## CUDA", "", cuda_paragraph(meta.get("cuda")), "", "## Notes", "",
           f"- Points are {meta['seconds_per_point']:g} s each; on a shared machine expect ±10% between runs, so repeat "
-          "before drawing conclusions about strategies within 20% of each other.", ""]
+          "before drawing conclusions about strategies within 20% of each other.",
+          "- Where the time goes (profiles, what each change gained, why a target is missed): [profile.md](profile.md), "
+          "written by hand, not by this script.", ""]
     return "\n".join(L)
 
 

@@ -35,9 +35,10 @@ class Settings:
     """TRANSLATOR_PROVIDER: onnxruntime provider, cpu | cuda | auto (CUDA when available); cuda fails if absent."""
     intra_threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))
     """TRANSLATOR_INTRA_THREADS: onnxruntime intra-op threads (default: the CPU count, at most 8; 0 lets ORT pick).
-    Measured on 2 cores through HTTP, twice, alternating: 32 clients 722 and
-    772/s with 2 threads vs 644 and 726/s with 1; one client 158 and 191/s with 2 vs 181 and 251/s with 1.
-    The default favours throughput under load; set 1 for the lowest single-request latency on 2 cores."""
+    Measured on 2 cores through HTTP (`python -m bench.threads`, twice, alternating; encoder 1 thread): 32 clients
+    973 and 639/s with 2 threads vs 766 and 839/s with 1 (within the machine's noise); one client 202 and 151/s
+    with 2 vs 231 and 267/s with 1. The default keeps both cores for the decoder under load; set 1 for the lowest
+    single-request latency on 2 cores."""
     encoder_threads: int = 1
     """TRANSLATOR_ENCODER_THREADS: onnxruntime intra-op threads of the encoder (0 = TRANSLATOR_INTRA_THREADS). The
     engine encodes newcomers on their own thread while the batch decodes; 1 leaves the other core to the decoder
