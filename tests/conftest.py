@@ -112,7 +112,9 @@ def serve(*args: str, **env: str):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def wait_ready(proc, url: str, timeout: float = 60) -> None:
+def wait_ready(proc, url: str, timeout: float = 60, output=None) -> None:
+    """Waits for /health/ready; on failure the test fails with the server's output (`output()` when given,
+    else read from proc.stdout)."""
     import time
 
     import httpx
@@ -120,7 +122,7 @@ def wait_ready(proc, url: str, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{proc.stdout.read()}")
+            pytest.fail(f"server exited with {proc.returncode}:\n{output() if output else proc.stdout.read()}")
         try:
             if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
                 return
@@ -128,17 +130,35 @@ def wait_ready(proc, url: str, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     proc.kill()
-    pytest.fail(f"server not ready after {timeout}s:\n{proc.stdout.read()}")
+    pytest.fail(f"server not ready after {timeout}s:\n{output() if output else proc.stdout.read()}")
 
 
 class Server:
-    """A running `python -m service` on loopback: .url, .proc; .stop() sends SIGTERM and returns the output."""
+    """A running `python -m service` on loopback: .url, .proc; .stop() sends SIGTERM and returns the output.
+
+    A thread reads the server's output as it comes: a pipe nobody reads fills up (64 KiB, ~800 access-log
+    lines) and then blocks the server's event loop in its next log write."""
 
     def __init__(self, model_dir: Path, *args: str, **env: str):
+        import threading
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = serve("--model-dir", str(model_dir), "--provider", "cpu", "--port", str(self.port), *args, **env)
         self.output = None
+        self._lines: list[str] = []
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
+
+    def _read(self) -> None:
+        for line in iter(self.proc.stdout.readline, ""):
+            self._lines.append(line)
+
+    def text(self, wait: float = 0) -> str:
+        """The output so far (after waiting up to `wait` s for the process's end of output)."""
+        if wait:
+            self._drain.join(wait)
+        return "".join(self._lines)
 
     def stop(self, timeout: float = 30) -> str:
         import signal
@@ -148,10 +168,11 @@ class Server:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
             try:
-                self.output = self.proc.communicate(timeout=timeout)[0]
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.output = self.proc.communicate()[0]
+                self.proc.wait()
+            self.output = self.text(wait=10)
         return self.output
 
 
@@ -164,7 +185,7 @@ def start_server():
         s = Server(model_dir, *args, **env)
         servers.append(s)
         if wait:
-            wait_ready(s.proc, s.url)
+            wait_ready(s.proc, s.url, output=lambda: s.text(wait=5))
         return s
 
     yield start

@@ -232,12 +232,12 @@ def test_overload_batching_and_failure_isolation(model_dir):
         gated.entered.clear()
         answers, threads = {}, []
 
-        def send(key, q, queued_after):   # posts q in a thread, returns once it is queued (or running)
+        def send(key, q, queued_after):   # posts q in a thread, returns once `queued_after` sentences wait
             threads.append(threading.Thread(target=lambda: answers.update({key: client.post("/translate",
                                                                                             json={"q": q})})))
             threads[-1].start()
             deadline = time.time() + 10
-            while app.state.engine.queued_sentences < queued_after and time.time() < deadline:
+            while app.state.engine.queued_sentences != queued_after and time.time() < deadline:
                 time.sleep(0.01)
             assert app.state.engine.queued_sentences == queued_after
 
@@ -247,12 +247,15 @@ def test_overload_batching_and_failure_isolation(model_dir):
         send("b", "I see a cat.", 3)
         over = client.post("/translate", json={"q": "Hi."})              # queue holds 3 sentences: full
         assert over.status_code == 503 and over.headers["Retry-After"] and "queue" in over.json()["error"]
+        deadline = time.time() + 10                                       # both encoded while the step waits
+        while app.state.engine._ready_rows < 3 and time.time() < deadline:
+            time.sleep(0.01)
         gated.batches.clear()
         gated.gate.set()
         for t in threads:
             t.join(30)
         assert all(answers[k].status_code == 200 for k in ("first", "a", "b"))
-        assert 4 in gated.batches                                         # newcomers joined the running batch
+        assert gated.batches[:2] == [1, 4]                                # newcomers joined the running batch
         alone = [client.post("/translate", json={"q": s}).json()["translatedText"] for s in SENTENCES[:2]]
         assert answers["a"].json()["translatedText"] == alone             # batched equals alone
 

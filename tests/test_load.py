@@ -23,7 +23,7 @@ LOAD = REPO / "load"
 def service():
     """The shipped model served by `python -m service` (one ORT thread), shared by the tests of this module."""
     s = Server(SHIPPED_MODEL)
-    wait_ready(s.proc, s.url)
+    wait_ready(s.proc, s.url, output=lambda: s.text(wait=5))
     yield s
     s.stop()
 
