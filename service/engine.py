@@ -233,29 +233,28 @@ class Engine:
         return DecodeBatch(self.translator, drop_finished=self.mode == "continuous")
 
     def _take_ready(self) -> list[tuple[list[Sequence], Any]]:
-        """Encoded groups, oldest first, while their rows fit in the batch (a group into an empty batch always
-        fits). Called with the lock held."""
+        """Encoded sentences, oldest first, while their rows fit in the batch (a lone sentence always fits). A
+        group is split when only its leading sentences fit, so a big group (the encoder may run ahead of the
+        free rows) never holds the batch below max_batch, nor pushes it over. Called with the lock held."""
         rows, take = self._batch.live_rows, []
         while self._ready:
             seqs, encoded = self._ready[0]
-            k = sum(q.k for q in seqs)
-            if rows and rows + k > self.max_batch:
-                # the leading sentences that fit go in now (the rest waits), so a big group never holds the
-                # batch below max_batch while it drains
-                j, r = 0, rows
-                while j < len(seqs) and r + seqs[j].k <= self.max_batch:
-                    r, j = r + seqs[j].k, j + 1
-                if j:
-                    parts = self._batch.split_encoded(encoded, j)
-                    self._ready[0] = (seqs[j:], parts[1])
-                    take.append((seqs[:j], parts[0]))
-                    self._ready_rows -= r - rows
-                    self._pending -= j
+            j, r = 0, rows
+            while j < len(seqs) and (r + seqs[j].k <= self.max_batch or r == 0):
+                r, j = r + seqs[j].k, j + 1
+            if j == 0:
                 break
-            take.append(self._ready.pop(0))
-            rows += k
-            self._ready_rows -= k
-            self._pending -= len(seqs)
+            if j < len(seqs):
+                head, tail = self._batch.split_encoded(encoded, j)
+                take.append((seqs[:j], head))
+                self._ready[0] = (seqs[j:], tail)
+            else:
+                take.append(self._ready.pop(0))
+            self._ready_rows -= r - rows
+            self._pending -= j
+            rows = r
+            if j < len(seqs):
+                break
         metrics.QUEUE_SIZE.set(self._pending)
         return take
 

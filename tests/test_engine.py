@@ -43,3 +43,22 @@ def test_mixed_beams_and_multi_sentence_requests(translator):
     assert all(len(r.hypotheses) == 2 for r in a)
     assert b[0].text == "" and b[1].text == translator.translate_batch([SENTENCES[5]])[0].text
     assert [r.text for r in c] == [r.text for r in translator.translate_batch(SENTENCES[6:], beam_size=2)]
+
+
+def test_the_batch_never_holds_more_than_max_batch_rows(translator):
+    """The encoder may run ahead of the free rows (Engine.lookahead), so one encoded group can be larger than
+    the batch; only the sentences that fit may join it."""
+    rows, step = [], translator.runtime.step
+
+    def spy(y, *rest):
+        rows.append(len(y))
+        return step(y, *rest)
+    translator.runtime.step = spy
+    try:
+        texts = [SENTENCES[i % len(SENTENCES)] for i in range(30)]
+        sequential = {t: translator.translate_batch([t])[0].text for t in set(texts)}
+        rows.clear()
+        assert run_concurrently(translator, texts, max_batch=8) == [sequential[t] for t in texts]
+    finally:
+        translator.runtime.step = step
+    assert rows and max(rows) <= 8, max(rows)
