@@ -348,19 +348,26 @@ def error_response(request: Request, exc: Exception) -> Response[dict[str, str]]
             message = _body_too_large(request)
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        status, kind, message = 500, "internal_error", "internal server error; it was logged"
-    if request.url.path == "/translate":
-        _count_error(status, kind)
+        status, kind, message = 500, *INTERNAL
+    body, headers = _error(status, kind, message, headers, counted=request.url.path == "/translate")
+    return Response(body, status_code=status, headers=headers or None)
+
+
+INTERNAL = ("internal_error", "internal server error; it was logged")
+
+
+def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None,
+           counted: bool = True) -> tuple[dict[str, str], dict[str, str]]:
+    """The one error shape, for both paths: body `{"error", "type"}`, Retry-After on 429 and 503; `counted`
+    (an answer to POST /translate) adds it to translator_requests_total, and to _rejected_ when refused."""
+    headers = dict(headers or {})
+    if counted:
+        metrics.REQUESTS.labels(status=str(status)).inc()
+        if status in (401, 403, 429, 499, 503, 504):
+            metrics.REJECTED.labels(reason=kind).inc()
     if status in (429, 503):
         headers.setdefault("Retry-After", str(RETRY_AFTER_S))
-    return Response({"error": message, "type": kind}, status_code=status, headers=headers or None)
-
-
-def _count_error(status: int, kind: str) -> None:
-    """A POST /translate answered with an error, in translator_requests_total (and _rejected_ when refused)."""
-    metrics.REQUESTS.labels(status=str(status)).inc()
-    if status in (401, 403, 429, 499, 503, 504):
-        metrics.REJECTED.labels(reason=kind).inc()
+    return {"error": message, "type": kind}, headers
 
 
 # -- the app -----------------------------------------------------------------------------------------
@@ -378,7 +385,13 @@ def shed_when_full(app: ASGIApp) -> ASGIApp:
 
 
 
-NOT_READY = "the model is not ready yet (loading or shutting down); retry shortly"
+def ready_engine(state: State) -> Engine:
+    """The engine, once the model is loaded and until shutdown begins; 503 otherwise (both paths)."""
+    if not state.get("ready"):
+        raise Overloaded("the model is not ready yet (loading or shutting down); retry shortly")
+    return state.engine
+
+
 _JSON = (b"content-type", b"application/json")
 
 
@@ -409,14 +422,12 @@ class TranslatorApp(Litestar):
         settings, auth = self.fast_settings, self.fast_auth
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"")
-        if not length.isdigit() or int(length) > settings.body_limit() or (
+        if not length.isdigit() or int(length) > self.request_max_body_size or (
                 self.cors_config is not None and b"origin" in headers):
             return await super().__call__(scope, receive, send)
         t0 = time.perf_counter()
         try:
-            if not self.state.get("ready"):
-                raise Overloaded(NOT_READY)
-            engine: Engine = self.state.engine
+            engine = ready_engine(self.state)
             engine.refuse_if_full()               # a flood is refused before its bodies are read
             body = await _read_body(receive)
             if body is None:                      # the client went away while sending
@@ -427,21 +438,21 @@ class TranslatorApp(Litestar):
                 return await super().__call__(scope, _replay(body, receive), send)
             key = _key_in(headers.get(b"authorization", b"").decode("latin-1"),
                           headers.get(b"x-api-key", b"").decode("latin-1") or None) if auth.keys else None
-            status, payload, extra = 200, _ENCODE(await _translate(data, key, engine, settings, auth, receive)), []
+            status, payload, extra = 200, _ENCODE(await _translate(data, key, engine, settings, auth, receive)), {}
             metrics.REQUESTS.labels(status="200").inc()
         except TranslatorError as e:
-            status, payload, extra = e.status, _ENCODE({"error": str(e), "type": e.kind}), []
-            if status in (429, 503):
-                extra = [(b"retry-after", str(RETRY_AFTER_S).encode())]
-            _count_error(status, e.kind)
+            status = e.status
+            body, extra = _error(status, e.kind, str(e))
+            payload = _ENCODE(body)
         except Exception:
             log.exception("unhandled error on POST /translate")
-            status, payload, extra = 500, _ENCODE({"error": "internal server error; it was logged",
-                                                   "type": "internal_error"}), []
-            _count_error(500, "internal_error")
+            status = 500
+            body, extra = _error(status, *INTERNAL)
+            payload = _ENCODE(body)
         metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
         await send({"type": "http.response.start", "status": status,
-                    "headers": [_JSON, (b"content-length", str(len(payload)).encode()), *extra]})
+                    "headers": [_JSON, (b"content-length", str(len(payload)).encode()),
+                                *((k.lower().encode(), v.encode()) for k, v in extra.items())]})
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -502,11 +513,6 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
             await engine.stop(timeout=settings.shutdown_grace_s)
             metrics.process_exited()
 
-    def provide_engine(state: State) -> Engine:
-        if not state.get("ready"):
-            raise Overloaded(NOT_READY)
-        return state.engine
-
     def provide_translator(state: State) -> Translator:
         if state.get("translator") is None:
             raise Overloaded("the model is not loaded yet; retry shortly")
@@ -534,7 +540,7 @@ def create_app(settings: Settings, translator: Translator | None = None) -> Lite
         route_handlers=[translate, languages, live, ready, models, Metrics, demo_page],
         lifespan=[lifespan],
         state=State({"translator": translator, "engine": None, "ready": False}),
-        dependencies={"engine": Provide(provide_engine, sync_to_thread=False),
+        dependencies={"engine": Provide(ready_engine, sync_to_thread=False),
                       "translator": Provide(provide_translator, sync_to_thread=False),
                       "settings": Provide(lambda: settings, sync_to_thread=False),
                       "auth": Provide(lambda: auth, sync_to_thread=False)},

@@ -156,6 +156,8 @@ class DecodeBatch:
     @property
     def live_rows(self) -> int:
         """Rows still decoding (static batching keeps finished sentences' rows until the batch drains)."""
+        if self.drop_finished:               # finished sentences leave the step they finish
+            return self.rows
         return self.rows - sum(q.k for q in self.seqs if q.result is not None)
 
     def encode(self, seqs: list[Sequence]) -> tuple[list, np.ndarray]:
@@ -196,16 +198,12 @@ class DecodeBatch:
         V = logp.shape[1]
         pick = logp.argmax(1)                    # greedy rows: a row's running score does not change its argmax
         picks, picked = pick.tolist(), (self.score + logp[np.arange(len(pick)), pick]).tolist()
-        done, offset = [], {}
+        done, offset = [], self._offsets()
         nxt: dict[int, list] = {}                # id(seq) -> its k new rows: (origin row, token, score, tokens, attn)
-        off = 0
         for q in self.seqs:
-            k = q.k
-            offset[id(q)] = off
-            off += k
             if q.result is not None:             # finished, riding along (static batching)
                 continue
-            o0 = offset[id(q)]
+            k, o0 = q.k, offset[id(q)]
             q.t += 1
             if k == 1:                           # greedy: plain Python numbers, no per-row numpy work
                 ranked = [(o0, picks[o0], picked[o0])]
@@ -236,14 +234,13 @@ class DecodeBatch:
         else:
             keep = self.seqs
         order = self._layout(keep)
-        rows, origins, new_tok, new_score, new_toks, new_attn = [], [], [], [], [], []
+        origins, new_tok, new_score, new_toks, new_attn = [], [], [], [], []
         for q in order:
             o0 = offset[id(q)]
-            rows.extend(range(o0, o0 + q.k))
             for o, tok, sc, toks, att in nxt.get(id(q)) or [(r, eos, 0.0, self.toks[r], []) for r in range(o0, o0 + q.k)]:
                 origins.append(o); new_tok.append(tok); new_score.append(sc); new_toks.append(toks); new_attn.append(att)
         if order is not self.seqs:
-            self._keep_sources(rows, order)
+            self._keep_sources(order, offset)
         # rows of one sequence share enc/keys/mask, so only the decoder state follows the beam origins
         self.tensors.reorder(origins)
         self.toks, self.attn = new_toks, new_attn
@@ -273,27 +270,30 @@ class DecodeBatch:
 
     def keep(self, seqs: list[Sequence]) -> None:
         """Drops every sequence not in seqs (e.g. its client went away), between steps."""
-        offset, off = {}, 0
-        for q in self.seqs:
-            offset[id(q)] = off
-            off += q.k
-        wanted = {id(q) for q in seqs}
-        order = self._layout([q for q in self.seqs if id(q) in wanted])
-        rows = [r for q in order for r in range(offset[id(q)], offset[id(q)] + q.k)]
-        idx = self._keep_sources(rows, order)
+        wanted, offset = {id(q) for q in seqs}, self._offsets()
+        rows = self._keep_sources(self._layout([q for q in self.seqs if id(q) in wanted]), offset)
         self.tensors.reorder(rows)
+        idx = np.array(rows, dtype=np.int64)
         self.y, self.score = self.y[idx], self.score[idx]
         self.toks = [self.toks[r] for r in rows]
         self.attn = [self.attn[r] for r in rows]
         self.rows = len(rows)
 
-    def _keep_sources(self, rows: list[int], seqs: list[Sequence]) -> np.ndarray:
-        """Row i of enc/keys/mask becomes old row rows[i]; the source axis may be trimmed to the longest source
-        still there; seqs own the rows, in order."""
-        smax = max((len(q.src_ids) for q in seqs), default=0)
-        self.tensors.take(rows, smax)
-        self.seqs = seqs
-        return np.array(rows, dtype=np.int64)
+    def _offsets(self) -> dict[int, int]:
+        """id(sequence) -> its first row."""
+        offset, off = {}, 0
+        for q in self.seqs:
+            offset[id(q)] = off
+            off += q.k
+        return offset
+
+    def _keep_sources(self, order: list[Sequence], offset: dict[int, int]) -> list[int]:
+        """The sequences in `order` keep their rows of enc/keys/mask, in that order (`offset`: where each was);
+        the source axis may be trimmed to the longest source still there. Returns the old row of each new row."""
+        rows = [r for q in order for r in range(offset[id(q)], offset[id(q)] + q.k)]
+        self.tensors.take(rows, max((len(q.src_ids) for q in order), default=0))
+        self.seqs = order
+        return rows
 
     # host copies of the batch's tensors, for tests and debugging (with I/O binding on CUDA: a device->host copy)
     @property
