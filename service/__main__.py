@@ -16,6 +16,7 @@ import tempfile
 import uvicorn
 
 from .app import create_app, load_translator
+from .engine_process import ProcessEngine
 from .errors import ModelLoadError
 from .settings import ENV_PREFIX, Settings
 
@@ -27,16 +28,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m service: error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    one_engine = settings.workers == 1 and settings.engine_process == "on"
     try:
-        translator = load_translator(settings)
+        if one_engine:                  # the engine process loads the model; the server process never does
+            engine = ProcessEngine(settings)
+            engine.launch()
+        else:
+            translator = load_translator(settings)
     except ModelLoadError as e:
         print(f"python -m service: cannot load the model: {e}", file=sys.stderr)
         return 1
     common = dict(host=settings.host, port=settings.port, log_level=settings.log_level, loop="auto", http="auto",
                   timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)))
     if settings.workers == 1:
-        uvicorn.run(create_app(settings, translator), **common)
-        return 0
+        uvicorn.run(create_app(settings, engine_process=engine) if one_engine else create_app(settings, translator),
+                    **common)
+        return 1 if one_engine and engine.lost else 0
     # Several workers: each process builds its own app (and loads the model once) from the environment;
     # metrics go through prometheus-client's multiprocess mode, so any worker's /metrics shows all of them.
     del translator

@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import logging
 import os
+import threading
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Coroutine, TypeVar
@@ -34,10 +35,16 @@ from .errors import (ClientClosedRequest, Forbidden, InvalidInput, Overloaded, P
                      TranslatorError, Unauthorized)
 from .demo import demo_page
 from .engine import Engine
+from .engine_process import ProcessEngine
 from .heatmap import attention_of
 from .settings import Settings
-from .shutdown import drain_on_sigterm
-from .translator import Hypothesis, TranslationResult, Translator
+from .shutdown import drain_on_sigterm, uvicorn_server
+from .translator import Hypothesis, TranslationResult, Translator, load_translator
+
+# Engine or ProcessEngine (one interface); Translator or engine_process.ModelFacts (info.raw, provider). Any, as
+# dependency types: Litestar checks injected values against the annotation.
+AnyEngine = Any
+AnyModel = Any
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +127,7 @@ def _response(q: str | list[str], results: list[TranslationResult], alternatives
 
 # -- handlers ----------------------------------------------------------------------------------------
 @post("/translate", status_code=200, responses=TRANSLATE_RESPONSES, operation_class=DocumentedOperation)
-async def translate(request: Request, data: JSONBody[TranslateRequest], engine: NamedDependency[Engine],
+async def translate(request: Request, data: JSONBody[TranslateRequest], engine: NamedDependency[AnyEngine],
                     settings: NamedDependency[Settings], auth: NamedDependency[Auth]) -> TranslateResponse:
     """Litestar's route for POST /translate: it documents the endpoint in OpenAPI and answers the requests the
     fast path (`TranslatorApp._fast_translate`) hands over: bodies that are not plain strict JSON, chunked or
@@ -280,7 +287,7 @@ def ready(state: State) -> Response[dict[str, str]]:
 
 
 @get("/v1/models", sync_to_thread=False, responses=MODELS_RESPONSES, operation_class=DocumentedOperation)
-def models(translator: NamedDependency[Translator]) -> dict[str, Any]:
+def models(translator: NamedDependency[AnyModel]) -> dict[str, Any]:
     raw, arch = translator.info.raw, translator.info.raw.get("architecture", {})
     return {"models": [{
         "name": raw.get("name"), "version": raw.get("version"), "task": raw.get("task"),
@@ -485,27 +492,46 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def load_translator(settings: Settings) -> Translator:
-    """Raises ModelLoadError with a one-line reason when the model directory or provider is unusable."""
-    return Translator(settings.model_dir, provider=settings.provider, intra_threads=settings.intra_threads,
-                      inter_threads=settings.inter_threads, max_source_tokens=settings.max_source_tokens,
-                      io_binding=settings.io_binding, encoder_threads=settings.encoder_threads)
+def _engine_lost(state: State, server: Any) -> None:
+    """The engine process died (its requests already failed with 500): not ready, and the server exits with status
+    1 (`python -m service`), so that its supervisor (Docker's restart policy, systemd, uvicorn for a worker)
+    starts a fresh one instead of a server that can only refuse."""
+    state.ready = False
+    log.error("the engine process is gone; stopping this server so that it is restarted")
+    if server is not None:
+        server.should_exit = True
 
 
-def create_app(settings: Settings, translator: Translator | None = None) -> Litestar:
+def create_app(settings: Settings, translator: Translator | None = None,
+               engine_process: ProcessEngine | None = None) -> Litestar:
+    """The app. With a `translator` (tests, embedding) the engine runs in threads of this process; otherwise it
+    runs in its own process when settings.engine_process is on (`engine_process`: one already launched, as
+    `python -m service` does so that a bad model stops it before the port is bound), else in threads."""
     auth = Auth(settings.keys())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        tr = app.state.translator or await asyncio.to_thread(load_translator, settings)
-        await asyncio.to_thread(tr.warmup)
-        engine = Engine(tr, max_batch=settings.max_batch, max_queue=settings.max_queue,
-                        mode=settings.batching, batch_wait_ms=settings.batch_wait_ms)
-        engine.start()
+        if app.state.translator is None and settings.engine_process == "on":
+            engine = engine_process or ProcessEngine(settings)
+            if not engine.launched:
+                await asyncio.to_thread(engine.launch)
+            engine.start()
+            server = uvicorn_server()        # now, before drain_on_sigterm puts its own SIGTERM handler in
+            engine.on_exit = lambda: _engine_lost(app.state, server)
+            tr, where = engine.model, f"process {os.getpid()}, engine process {engine.pid}"
+            if settings.http_nice:          # this thread (the event loop) only; the engine keeps its priority
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), settings.http_nice)
+        else:
+            tr = app.state.translator or await asyncio.to_thread(load_translator, settings)
+            await asyncio.to_thread(tr.warmup)
+            engine = Engine(tr, max_batch=settings.max_batch, max_queue=settings.max_queue,
+                            mode=settings.batching, batch_wait_ms=settings.batch_wait_ms)
+            engine.start()
+            where = f"process {os.getpid()}"
         app.state.translator, app.state.engine, app.state.ready = tr, engine, True
         drain_on_sigterm(app.state, engine, settings)
-        log.info("model %s %s ready on %s (process %d)", tr.info.raw.get("name"), tr.info.raw.get("version"),
-                 tr.provider, os.getpid())
+        log.info("model %s %s ready on %s (%s)", tr.info.raw.get("name"), tr.info.raw.get("version"),
+                 tr.provider, where)
         try:
             yield
         finally:

@@ -55,6 +55,7 @@ class Engine:
         self._ready: list[tuple[list[Sequence], Any]] = []   # encoded, waiting to join the batch
         self._ready_rows = 0
         self._encoding_rows = 0                   # rows the encoder thread is encoding now
+        self.pending_out = None                   # a shared array whose [0] mirrors _pending (engine_process.py)
         self._pending = 0                         # sentences submitted and not yet in the batch (the queue limit)
         self._live = 0                            # rows decoding in the batch (published by the decoder thread)
         # The encoder may run this many rows ahead of the rows free now, so that rows freed by a step are filled
@@ -101,6 +102,16 @@ class Engine:
             self._fail(q.tag[0], Overloaded("the server is shutting down; retry on another instance"))
 
     @property
+    def _pending(self) -> int:
+        return self._pending_n
+
+    @_pending.setter
+    def _pending(self, n: int) -> None:
+        self._pending_n = n
+        if self.pending_out is not None:      # the server process reads it for its fast refusals
+            self.pending_out[0] = n
+
+    @property
     def queued_sentences(self) -> int:
         """Sentences waiting to join the batch (queued or being encoded)."""
         return self._pending
@@ -112,15 +123,17 @@ class Engine:
                              f"{self.max_queue}); retry shortly")
 
     async def submit(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
-                     return_attention: bool = False) -> list[TranslationResult]:
+                     return_attention: bool = False, on_queued=None) -> list[TranslationResult]:
+        """The translations of texts, once decoded. on_queued() is called once its sentences are counted in the
+        queue (engine_process.py uses it to keep the server's view of the queue conservative)."""
         self.inflight += 1
         try:
-            return await self._submit(texts, beam_size, num_hypotheses, return_attention)
+            return await self._submit(texts, beam_size, num_hypotheses, return_attention, on_queued)
         finally:
             self.inflight -= 1
 
     async def _submit(self, texts: list[str], beam_size: int, num_hypotheses: int,
-                      return_attention: bool) -> list[TranslationResult]:
+                      return_attention: bool, on_queued=None) -> list[TranslationResult]:
         if not texts:
             return []
         if len(texts) > self.max_queue:
@@ -138,6 +151,8 @@ class Engine:
             self._queue.extend(seqs)
             self._pending += len(seqs)
             metrics.QUEUE_SIZE.set(self._pending)
+            if on_queued is not None:
+                on_queued()
             self._cond.notify_all()
         try:
             return await req.future

@@ -113,6 +113,13 @@ class Settings:
     fast_path: str = "on"
     """TRANSLATOR_FAST_PATH: on | off. On: common POST /translate requests skip Litestar's routing and middleware
     (~1 ms of CPU per request here; service/app.py TranslatorApp has the measurement); answers are the same."""
+    engine_process: str = "on"
+    """TRANSLATOR_ENGINE_PROCESS: on | off. On: the batching engine (model runs and their per-step Python) runs in
+    a process of its own, so HTTP work never holds the GIL the decoder needs (service/engine_process.py has the
+    measurement); off: in threads of the server process."""
+    http_nice: int = 0
+    """TRANSLATOR_HTTP_NICE: with engine_process on, the server's event-loop thread runs this much nicer (lower
+    priority) than the engine, so that a flood of requests to refuse cannot take the engine's cores (0..19)."""
     workers: int = 1
     """TRANSLATOR_WORKERS: uvicorn worker processes (each loads its own copy of the model)."""
     log_level: str = "info"
@@ -124,8 +131,11 @@ class Settings:
             raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {self.provider!r}")
         if self.io_binding not in IO_BINDING:
             raise ValueError(f"io_binding must be one of {', '.join(IO_BINDING)}, got {self.io_binding!r}")
-        if self.fast_path not in ("on", "off"):
-            raise ValueError(f"fast_path must be on or off, got {self.fast_path!r}")
+        for name in ("fast_path", "engine_process"):
+            if getattr(self, name) not in ("on", "off"):
+                raise ValueError(f"{name} must be on or off, got {getattr(self, name)!r}")
+        if not 0 <= self.http_nice <= 19:
+            raise ValueError(f"http_nice must be in 0..19, got {self.http_nice}")
         if self.batching not in ("continuous", "static"):
             raise ValueError(f"batching must be continuous or static, got {self.batching!r}")
         if self.log_level not in LOG_LEVELS:
@@ -226,7 +236,8 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                                 description="English->Polish translation service (LibreTranslate-compatible API).")
     for f in dataclasses.fields(Settings):
         choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS, "batching": ("continuous", "static"),
-                   "io_binding": IO_BINDING, "fast_path": ("on", "off")}.get(f.name)
+                   "io_binding": IO_BINDING, "fast_path": ("on", "off"),
+                   "engine_process": ("on", "off")}.get(f.name)
         env_name = ENV_PREFIX + f.name.upper()
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=hints[f.name], choices=choices,
                        default=getattr(defaults, f.name), metavar=None if choices else f.name.upper(),

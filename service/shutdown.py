@@ -21,13 +21,19 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def uvicorn_server() -> Any:
+    """The uvicorn.Server running this app (its SIGTERM handler is a bound method of it), or None."""
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return server if hasattr(server, "should_exit") else None
+
+
 def drain_on_sigterm(state: Any, engine: Any, settings: Any) -> bool:
     """Installs the handler when running under uvicorn's Server in the main thread; returns whether it did."""
     if threading.current_thread() is not threading.main_thread():
         return False
     uvicorn_handler = signal.getsignal(signal.SIGTERM)
-    server = getattr(uvicorn_handler, "__self__", None)
-    if not hasattr(server, "should_exit"):          # not under uvicorn.Server (tests, other ASGI servers)
+    server = uvicorn_server()
+    if server is None:                              # not under uvicorn.Server (tests, other ASGI servers)
         return False
     loop = asyncio.get_running_loop()
     tasks: list[asyncio.Task] = []                    # holds the drain task (the loop keeps weak references)

@@ -317,3 +317,10 @@ def _append(xs: list, x) -> list:
     xs.append(x)
     return xs
 
+
+def load_translator(settings) -> Translator:
+    """The Translator a service.settings.Settings describes. Raises ModelLoadError with a one-line reason when
+    the model directory or provider is unusable."""
+    return Translator(settings.model_dir, provider=settings.provider, intra_threads=settings.intra_threads,
+                      inter_threads=settings.inter_threads, max_source_tokens=settings.max_source_tokens,
+                      io_binding=settings.io_binding, encoder_threads=settings.encoder_threads)

@@ -1,0 +1,350 @@
+"""The engine in its own process (TRANSLATOR_ENGINE_PROCESS=on, the default of `python -m service`).
+
+Why: the engine's decoder thread needs the GIL between model runs (its per-step bookkeeping is Python). In the
+server process it shares that GIL with the event loop, and when a flood of requests has to be refused the event
+loop holds it most of the time: the decoder waits, cores stay idle, and the admitted requests slow down. Measured
+here (2 cores, queue 32, 400 clients retrying at once, per-thread CPU from /proc): the decoder thread got 0.38 of a
+core instead of 0.76, the whole server 1.46 of 2 cores, and admitted sentences/s fell from ~830 to ~350. In its own
+process the engine has its own GIL; the server's event loop parses HTTP, answers, refuses and forwards, and the
+operating system shares the cores (TRANSLATOR_HTTP_NICE lowers the server thread's priority below the engine's).
+TGI splits its router and model server the same way.
+
+`ProcessEngine` (server side) has Engine's interface (submit, refuse_if_full, queued_sentences, inflight, start,
+stop), so app.py uses either. Messages over a pipe (multiprocessing.Connection, pickled tuples):
+  server -> engine: ("submit", id, texts, beam, nbest, attention) | ("cancel", id) | ("stop", timeout)
+  engine -> server: ("ok", id, results) | ("err", id, error class, message) | ("metrics", gauges, observations)
+                    | ("stopped",)
+The queue limit is checked in the server process without a round trip: a shared array holds the engine's pending
+count ([0], Engine.pending_out) and the sentences it has taken in ([1], counted once they are in its queue); the
+server adds those it sent that the engine has not taken in yet. The engine checks again when it queues (the limit
+is exact there; the server's view can only be higher). The engine process records its metrics and sends them
+every 50 ms; the server applies them to its own registry, so /metrics (multiprocess mode with several workers
+included) is the same as with the engine in threads.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+from typing import Any
+
+from . import metrics
+from .engine import Engine
+from .errors import ModelError, ModelLoadError, Overloaded, PayloadTooLarge, TranslatorError
+from .translator import TranslationResult, load_translator
+
+log = logging.getLogger(__name__)
+METRICS_EVERY_S = 0.05
+# Engine metrics, recorded in the engine process and replayed in the server's registry
+ENGINE_METRICS = ("QUEUE_SIZE", "ACTIVE_SEQUENCES", "QUEUE_DURATION", "INFERENCE_DURATION", "BATCH_SIZE",
+                  "GENERATED_TOKENS", "INPUT_TOKENS")
+
+
+class ModelFacts:
+    """What the server process knows of the model without loading it: model.json (`info.raw`) and the provider
+    in use (for GET /v1/models, which reads translator.info.raw and translator.provider)."""
+
+    def __init__(self, raw: dict, provider: str):
+        self.info, self.provider = self, provider
+        self.raw = raw
+
+
+class ProcessEngine:
+    def __init__(self, settings: Any):
+        self.settings = settings
+        self.max_queue, self.max_batch, self.mode = settings.max_queue, settings.max_batch, settings.batching
+        self.inflight = 0                  # submit() calls not yet answered (graceful shutdown waits on it)
+        self.model: ModelFacts | None = None
+        self.pid: int | None = None
+        self.on_exit = None                # called if the engine process ends while the server still needs it
+        self._proc = self._conn = self._shared = self._loop = None
+        self._futures: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count()
+        self._sent = 0                     # sentences sent to the engine process, ever
+        self._alive = self._stopping = False
+        self.lost = False                  # the engine process ended without being asked to
+        self._stopped: asyncio.Future | None = None
+
+    # -- start and stop ---------------------------------------------------------------------------
+    @property
+    def launched(self) -> bool:
+        return self._proc is not None
+
+    def launch(self, timeout: float = 600.0) -> None:
+        """Starts the engine process and waits (blocking) until its model is loaded and warmed up. Raises
+        ModelLoadError with the engine's one-line reason when it cannot load the model."""
+        ctx = mp.get_context("spawn")      # not fork: the server may already have threads (and CUDA must not be forked)
+        self._shared = ctx.RawArray("q", 2)
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_engine_main, args=(child, self.settings, self._shared),
+                                 name="translator-engine", daemon=True)
+        self._proc.start()
+        child.close()
+        try:
+            if not self._conn.poll(timeout):
+                raise ModelLoadError(f"the engine process did not load the model within {timeout:.0f} s")
+            msg = self._conn.recv()
+        except (EOFError, OSError):
+            self._proc.join(10)
+            raise ModelLoadError(f"the engine process exited while loading the model (exit code "
+                                 f"{self._proc.exitcode})") from None
+        except ModelLoadError:
+            self._proc.kill()
+            raise
+        if msg[0] == "failed":
+            self._proc.join(10)
+            raise ModelLoadError(msg[1])
+        _, raw, provider, self.pid = msg
+        self.model = ModelFacts(raw, provider)
+
+    def start(self) -> None:
+        """Called on the server's event loop once launched: from now on its answers are read there."""
+        if not self.launched:
+            raise RuntimeError("ProcessEngine.launch() must run first")
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._conn.fileno(), self._on_readable)
+        self._alive = True
+
+    @property
+    def running(self) -> bool:
+        return self._alive
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """The engine finishes queued and active work (up to `timeout` s), refuses what is left, and exits."""
+        if self._proc is None:
+            return
+        self._stopping = True
+        if self._alive:
+            self._stopped = self._loop.create_future()
+            try:
+                self._conn.send(("stop", timeout))
+                await asyncio.wait_for(asyncio.shield(self._stopped), timeout + 15)
+            except (OSError, asyncio.TimeoutError):
+                log.warning("engine process: no clean stop; killing it")
+                self._proc.kill()
+        await asyncio.to_thread(self._proc.join, 15)
+        self._lost()
+
+    # -- requests ---------------------------------------------------------------------------------
+    @property
+    def queued_sentences(self) -> int:
+        """Sentences waiting to join the batch: those the engine has queued, plus those on their way to it."""
+        return self._sent - self._shared[1] + self._shared[0]
+
+    def refuse_if_full(self, adding: int = 1) -> None:
+        """Raises Overloaded (503 + Retry-After) when `adding` more sentences would not fit in the queue."""
+        pending = self.queued_sentences
+        if pending + adding > self.max_queue:
+            raise Overloaded(f"the queue is full ({pending} sentences waiting, limit {self.max_queue}); "
+                             f"retry shortly")
+
+    async def submit(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
+                     return_attention: bool = False) -> list[TranslationResult]:
+        if not texts:
+            return []
+        if len(texts) > self.max_queue:
+            raise PayloadTooLarge(f"{len(texts)} texts in one request exceed the queue limit of {self.max_queue}")
+        if not self._alive or self._stopping:
+            raise Overloaded("the translation engine is not running")
+        self.refuse_if_full(len(texts))
+        rid, fut = next(self._ids), self._loop.create_future()
+        self._futures[rid] = fut
+        self.inflight += 1
+        try:
+            self._sent += len(texts)
+            self._conn.send(("submit", rid, texts, beam_size, num_hypotheses, return_attention))
+            return await fut
+        except asyncio.CancelledError:   # deadline or client gone: its sentences leave the queue and the batch
+            if self._futures.pop(rid, None) is not None and self._alive:
+                self._conn.send(("cancel", rid))
+            raise
+        finally:
+            self._futures.pop(rid, None)
+            self.inflight -= 1
+
+    # -- answers ------------------------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        try:
+            while self._conn.poll():
+                msg = self._conn.recv()
+                kind = msg[0]
+                if kind == "ok" or kind == "err":
+                    fut = self._futures.pop(msg[1], None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(msg[2]) if kind == "ok" else fut.set_exception(msg[2](msg[3]))
+                elif kind == "metrics":
+                    _replay(msg[1], msg[2])
+                elif kind == "stopped" and self._stopped is not None and not self._stopped.done():
+                    self._stopped.set_result(None)
+        except (EOFError, OSError):      # the engine process has ended
+            self._lost()
+
+    def _lost(self) -> None:
+        """The engine process is gone: its requests fail at once (none hangs); unexpected unless stopping."""
+        if self._loop is not None and self._alive:
+            self._loop.remove_reader(self._conn.fileno())
+        was_alive, self._alive = self._alive, False
+        if not was_alive:
+            return
+        if self._stopping:
+            err = Overloaded("the server is shutting down; retry on another instance")
+        else:
+            self.lost = True
+            self._proc.join(1)
+            log.error("engine process %s ended unexpectedly (exit code %s); %d requests fail", self.pid,
+                      self._proc.exitcode, len(self._futures))
+            err = ModelError("the translation engine stopped while working on this request; it was logged")
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self._futures.clear()
+        metrics.QUEUE_SIZE.set(0)
+        metrics.ACTIVE_SEQUENCES.set(0)
+        if not self._stopping and self.on_exit is not None:
+            self.on_exit()
+
+
+_metric_cache: dict = {}
+
+
+def _replay(gauges: dict, observations: list) -> None:
+    """Applies the engine process's metric records to this process's registry."""
+    def metric(name: str, labels: tuple):
+        m = _metric_cache.get((name, labels))
+        if m is None:
+            m = getattr(metrics, name)
+            m = _metric_cache[(name, labels)] = m.labels(**dict(labels)) if labels else m
+        return m
+    for (name, labels), v in gauges.items():
+        metric(name, labels).set(v)
+    for name, labels, v in observations:
+        metric(name, labels).observe(v)
+
+
+# -- the engine process --------------------------------------------------------------------------
+class _Sink:
+    """Collects the engine's metric calls (from its threads) until the next send."""
+
+    def __init__(self):
+        self.lock, self.gauges, self.observations = threading.Lock(), {}, []
+
+    def install(self) -> None:
+        for name in ENGINE_METRICS:
+            setattr(metrics, name, _Recorder(self, name))
+
+    def take(self) -> tuple[dict, list]:
+        with self.lock:
+            taken = self.gauges, self.observations
+            self.gauges, self.observations = {}, []
+        return taken
+
+
+class _Recorder:
+    def __init__(self, sink: _Sink, name: str, labels: tuple = ()):
+        self.sink, self.name, self.label_items = sink, name, labels
+
+    def labels(self, **kw: str) -> "_Recorder":
+        return _Recorder(self.sink, self.name, tuple(sorted(kw.items())))
+
+    def observe(self, v: float) -> None:
+        with self.sink.lock:
+            self.sink.observations.append((self.name, self.label_items, v))
+
+    def set(self, v: float) -> None:
+        with self.sink.lock:
+            self.sink.gauges[(self.name, self.label_items)] = v
+
+
+def _engine_main(conn, settings: Any, shared) -> None:
+    """The engine process: loads the model, runs the Engine, answers over `conn` until told to stop or the
+    server process is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the whole process group; the server stops us
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sink = _Sink()
+    sink.install()
+    try:
+        tr = load_translator(settings)
+        tr.warmup()
+    except Exception as e:                           # one line for the server to print before it exits
+        conn.send(("failed", str(e) if isinstance(e, ModelLoadError) else f"{type(e).__name__}: {e}"))
+        conn.close()
+        return
+    engine = Engine(tr, max_batch=settings.max_batch, max_queue=settings.max_queue, mode=settings.batching,
+                    batch_wait_ms=settings.batch_wait_ms)
+    engine.pending_out = shared
+    engine.start()
+    conn.send(("ready", tr.info.raw, tr.provider, os.getpid()))
+    asyncio.run(_serve(conn, engine, sink, shared))
+
+
+async def _serve(conn, engine: Engine, sink: _Sink, shared) -> None:
+    loop = asyncio.get_running_loop()
+    tasks: dict[int, asyncio.Task] = {}
+    stop: asyncio.Future = loop.create_future()
+
+    def send(msg: tuple) -> None:
+        try:
+            conn.send(msg)
+        except (OSError, ValueError):                # the server process is gone
+            pass
+
+    async def run(rid: int, texts: list[str], beam: int, nbest: int, attention: bool) -> None:
+        counted = False
+
+        def queued() -> None:
+            nonlocal counted
+            counted = True
+            shared[1] += len(texts)
+        try:
+            msg = ("ok", rid, await engine.submit(texts, beam, nbest, attention, on_queued=queued))
+        except asyncio.CancelledError:
+            return
+        except TranslatorError as e:
+            msg = ("err", rid, type(e), str(e))
+        except Exception:
+            log.exception("engine process: unexpected error")
+            msg = ("err", rid, ModelError, "internal error while translating this request; it was logged")
+        finally:
+            tasks.pop(rid, None)
+            if not counted:
+                shared[1] += len(texts)
+        send(msg)
+
+    def on_readable() -> None:
+        try:
+            while conn.poll():
+                msg = conn.recv()
+                if msg[0] == "submit":
+                    tasks[msg[1]] = loop.create_task(run(*msg[1:]))
+                elif msg[0] == "cancel":
+                    if (task := tasks.get(msg[1])) is not None:
+                        task.cancel()
+                elif msg[0] == "stop" and not stop.done():
+                    stop.set_result(msg[1])
+        except (EOFError, OSError):                  # the server process is gone: stop at once
+            loop.remove_reader(conn.fileno())
+            for task in tasks.values():
+                task.cancel()
+            if not stop.done():
+                stop.set_result(0.0)
+
+    async def flush() -> None:
+        while True:
+            await asyncio.sleep(METRICS_EVERY_S)
+            gauges, observations = sink.take()
+            if gauges or observations:
+                send(("metrics", gauges, observations))
+
+    loop.add_reader(conn.fileno(), on_readable)
+    flusher = loop.create_task(flush())
+    timeout = await stop
+    await engine.stop(timeout=timeout)
+    if tasks:                                        # answered by engine.stop: let them send
+        await asyncio.wait(list(tasks.values()), timeout=5)
+    flusher.cancel()
+    send(("metrics", *sink.take()))
+    send(("stopped",))
