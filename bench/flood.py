@@ -1,34 +1,79 @@
-"""`python -m bench.flood`: admitted vs refused throughput when the queue is full. One server
-(TRANSLATOR_MAX_QUEUE=32, shipped model), closed-loop load-generator runs of 8 s alternating 32 clients (within
-capacity), 400 clients that retry at once when refused, ignoring Retry-After, and 400 clients that wait the
-Retry-After second. The load generator runs on the same cores as the server. Figures from a run: README, "Under load, faults and shutdown"."""
+"""`python -m bench.flood`: admitted vs refused throughput when the queue is full, engine in threads vs in its own
+process, side by side.
+
+Per configuration one server (TRANSLATOR_MAX_QUEUE=32, shipped model) and closed-loop load-generator runs of 8 s:
+32 clients (within capacity), 400 clients that retry at once when refused (ignoring Retry-After), and 400 clients
+that wait the Retry-After second. Configurations alternate, two rounds, so the machine's drift hits them alike.
+"Kept" is answered/s under a flood divided by answered/s at 32 clients on the same server in the same round (the
+issue's "keeps serving the admitted requests at full speed" is kept = 100%). The load generator runs on the same
+cores as the server. Writes docs/benchmarks/flood.md and flood.json; figures from a run: README, "Under load,
+faults and shutdown"."""
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 
 from bench.run import REPO, start_server
 
 S = REPO / "docs" / "benchmarks" / "sentences.json"
+OUT = REPO / "docs" / "benchmarks"
+CONFIGS = {"engine in threads": {"TRANSLATOR_ENGINE_PROCESS": "off"},
+           "engine process": {"TRANSLATOR_ENGINE_PROCESS": "on", "TRANSLATOR_HTTP_NICE": "0"},
+           "engine process, HTTP nice 10": {"TRANSLATOR_ENGINE_PROCESS": "on", "TRANSLATOR_HTTP_NICE": "10"}}
+LOADS = {"32 clients": (32, []), "400 no-backoff": (400, []), "400 honouring Retry-After": (400, ["--honour-retry-after"])}
+
+
+def run_load(url: str, clients: int, flags: list[str], seconds: float = 8) -> dict:
+    res = json.loads(subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(S), str(clients),
+                                     str(seconds), *flags], capture_output=True, text=True, check=True).stdout)
+    ok = sorted(r[1] for r in res["requests"] if r[2] == 200)
+    refused = sorted(r[1] for r in res["requests"] if r[2] == 503)
+    p50 = lambda xs: xs[len(xs) // 2] * 1e3 if xs else None   # noqa: E731
+    return {"answered_per_s": len(ok) / res["wall"], "refused_per_s": len(refused) / res["wall"],
+            "other": len(res["requests"]) - len(ok) - len(refused), "answered_p50_ms": p50(ok),
+            "refusal_p50_ms": p50(refused)}
 
 
 def main() -> None:
-    proc, url = start_server(REPO / "models" / "eng-pol", {"TRANSLATOR_MAX_QUEUE": "32"})
-    try:
-        for _ in range(2):
-            for clients, flags in ((32, []), (400, []), (400, ["--honour-retry-after"])):
-                res = json.loads(subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(S),
-                                                 str(clients), "8", *flags],
-                                                capture_output=True, text=True, check=True).stdout)
-                ok = [r for r in res["requests"] if r[2] == 200]; refused = [r for r in res["requests"] if r[2] == 503]
-                other = len(res["requests"]) - len(ok) - len(refused)
-                lat = sorted(r[1] for r in refused)
-                print(f"{clients} clients{' honouring Retry-After' if flags else ''}: {len(ok)/res['wall']:.0f} answered/s, "
-                      f"{len(refused)/res['wall']:.0f} refused/s, other {other}, "
-                      f"refusal p50 {lat[len(lat)//2]*1000 if lat else float('nan'):.1f} ms", flush=True)
-    finally:
-        proc.terminate(); proc.wait()
+    rounds: dict = {c: [] for c in CONFIGS}
+    for r in range(2):
+        for name, env in CONFIGS.items():
+            proc, url = start_server(REPO / "models" / "eng-pol", {"TRANSLATOR_MAX_QUEUE": "32", **env})
+            try:
+                res = {load: run_load(url, c, flags) for load, (c, flags) in LOADS.items()}
+            finally:
+                proc.terminate(); proc.wait()
+            for load in LOADS:
+                res[load]["kept"] = res[load]["answered_per_s"] / res["32 clients"]["answered_per_s"]
+            rounds[name].append(res)
+            print(f"round {r + 1} {name}: " + " | ".join(
+                f"{load}: {v['answered_per_s']:.0f} answered/s ({v['kept']:.0%}), {v['refused_per_s']:.0f} refused/s"
+                for load, v in res.items()), flush=True)
+    lines = ["# Under a flood: engine in threads vs its own process (`python -m bench.flood`)", "",
+             "Queue limit 32 sentences; closed-loop clients, 8 s per load; the load generator on the same 2 cores. "
+             "Two rounds, configurations alternating; each cell: round 1 / round 2. Kept: answered/s under that load "
+             "/ answered/s at 32 clients (same server, same round).", "",
+             "| configuration | load | answered/s | kept | refused/s | answered p50 ms | refusal p50 ms |",
+             "|---|---|---|---|---|---|---|"]
+    two = lambda rs, k, f: " / ".join("-" if x[k] is None else f.format(x[k]) for x in rs)   # noqa: E731
+    for name, rs in rounds.items():
+        for load in LOADS:
+            cells = [x[load] for x in rs]
+            lines.append(f"| {name} | {load} | {two(cells, 'answered_per_s', '{:.0f}')} | "
+                         f"{two(cells, 'kept', '{:.0%}')} | {two(cells, 'refused_per_s', '{:.0f}')} | "
+                         f"{two(cells, 'answered_p50_ms', '{:.0f}')} | {two(cells, 'refusal_p50_ms', '{:.1f}')} |")
+    base = rounds["engine in threads"]
+    lines += ["", "Process / threads, answered/s (mean of the rounds' ratios):", ""]
+    for name in list(CONFIGS)[1:]:
+        for load in LOADS:
+            ratio = statistics.mean(x[load]["answered_per_s"] / b[load]["answered_per_s"]
+                                    for x, b in zip(rounds[name], base))
+            lines.append(f"- {name}, {load}: {ratio:.2f}x")
+    (OUT / "flood.md").write_text("\n".join(lines) + "\n")
+    (OUT / "flood.json").write_text(json.dumps(rounds, indent=1))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
