@@ -377,6 +377,52 @@ def _error(status: int, kind: str, message: str, headers: dict[str, str] | None 
     return {"error": message, "type": kind}, headers
 
 
+class EarlyRetries:
+    """Requests refused because the queue is full are told `Retry-After: 1`. A client that sends its next request
+    on the same connection sooner is held until that second has passed, then admitted or refused like any other
+    request (TRANSLATOR_HOLD_EARLY_RETRIES, on by default). Clients that honour Retry-After are never held, and
+    their refusals stay immediate; clients that ignore it are paced to one refusal a second per connection
+    instead of retrying thousands of times a second, which took about a core from the admitted requests on
+    2 cores (`python -m bench.flood`). Counted in translator_held_requests_total."""
+
+    MAX_ENTRIES = 65536
+
+    def __init__(self, hold_s: float = RETRY_AFTER_S):
+        self.hold_s, self.until = hold_s, {}
+
+    async def hold(self, scope: Scope) -> None:
+        if not self.until:
+            return
+        until = self.until.pop(scope.get("client"), None)
+        if until is not None and (delay := until - time.monotonic()) > 0:
+            metrics.HELD.inc()
+            await asyncio.sleep(delay)
+
+    def refused(self, scope: Scope) -> None:
+        if scope.get("client") is None:
+            return
+        now = time.monotonic()
+        if len(self.until) >= self.MAX_ENTRIES:       # clients that never came back
+            self.until = {k: t for k, t in self.until.items() if t > now}
+            if len(self.until) >= self.MAX_ENTRIES:
+                return
+        self.until[scope["client"]] = now + self.hold_s
+
+
+async def refuse_if_full(app: Any, scope: Scope, engine: AnyEngine) -> None:
+    """Both paths, before the body is read: holds an early retry (EarlyRetries), then refuses (503) while the
+    queue is full."""
+    early = getattr(app, "early_retries", None)
+    if early is not None:
+        await early.hold(scope)
+    try:
+        engine.refuse_if_full()
+    except Overloaded:
+        if early is not None:
+            early.refused(scope)
+        raise
+
+
 # -- the app -----------------------------------------------------------------------------------------
 def shed_when_full(app: ASGIApp) -> ASGIApp:
     """The outermost middleware: while the queue is full, POST /translate is refused before the request is
@@ -386,7 +432,7 @@ def shed_when_full(app: ASGIApp) -> ASGIApp:
         if scope["type"] == "http" and scope["path"] == "/translate":
             engine = scope["litestar_app"].state.get("engine")
             if engine is not None:
-                engine.refuse_if_full()
+                await refuse_if_full(scope["litestar_app"], scope, engine)
         await app(scope, receive, send)
     return middleware
 
@@ -416,6 +462,7 @@ class TranslatorApp(Litestar):
     3.8 / 4.4 ms."""
 
     fast_settings: Settings | None = None     # set by create_app when the fast path is on
+    early_retries: EarlyRetries | None = None  # set by create_app unless TRANSLATOR_HOLD_EARLY_RETRIES=off
     fast_auth: "Auth | None" = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -435,7 +482,7 @@ class TranslatorApp(Litestar):
         t0 = time.perf_counter()
         try:
             engine = ready_engine(self.state)
-            engine.refuse_if_full()               # a flood is refused before its bodies are read
+            await refuse_if_full(self, scope, engine)   # a flood is refused before its bodies are read
             body = await _read_body(receive)
             if body is None:                      # the client went away while sending
                 return
@@ -580,6 +627,8 @@ def create_app(settings: Settings, translator: Translator | None = None,
     )
     if settings.fast_path == "on" and not settings.rate_limit:   # the rate limiter lives in Litestar's middleware
         app.fast_settings, app.fast_auth = settings, auth
+    if settings.hold_early_retries == "on":
+        app.early_retries = EarlyRetries()
     return app
 
 

@@ -37,7 +37,7 @@ GIL_SWITCH_S = 0.0005
 
 @dataclass(eq=False)
 class _Request:
-    future: asyncio.Future
+    future: Any                           # asyncio.Future, or engine_process's pipe answer
     results: list
     left: int
     enqueued: float = field(default_factory=time.perf_counter)
@@ -123,25 +123,36 @@ class Engine:
                              f"{self.max_queue}); retry shortly")
 
     async def submit(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
-                     return_attention: bool = False, on_queued=None) -> list[TranslationResult]:
-        """The translations of texts, once decoded. on_queued() is called once its sentences are counted in the
-        queue (engine_process.py uses it to keep the server's view of the queue conservative)."""
+                     return_attention: bool = False) -> list[TranslationResult]:
+        """The translations of texts, once decoded (from the event loop)."""
         self.inflight += 1
         try:
-            return await self._submit(texts, beam_size, num_hypotheses, return_attention, on_queued)
+            if not texts:
+                return []
+            future = asyncio.get_running_loop().create_future()
+            req = self.enqueue(texts, beam_size, num_hypotheses, return_attention, future)
+            try:
+                return await future
+            except asyncio.CancelledError:   # the client went away: its sentences leave the queue and the batch
+                if req is not None:
+                    self.cancel(req)
+                raise
         finally:
             self.inflight -= 1
 
-    async def _submit(self, texts: list[str], beam_size: int, num_hypotheses: int,
-                      return_attention: bool, on_queued=None) -> list[TranslationResult]:
-        if not texts:
-            return []
+    def enqueue(self, texts: list[str], beam_size: int, num_hypotheses: int, return_attention: bool,
+                future: Any) -> _Request | None:
+        """Queues the texts' sentences (from any thread); `future` gets the results or the error, through its
+        loop's call_soon_threadsafe (an asyncio future; engine_process.py passes one that sends them down a
+        pipe). Raises at once what is wrong with the request itself (too many texts, too long, queue full).
+        Returns the request (for cancel), or None when nothing needs the model (the future is already done)."""
         if len(texts) > self.max_queue:
             raise PayloadTooLarge(f"{len(texts)} texts in one request exceed the queue limit of {self.max_queue}")
         results, seqs = self.translator.sequences(texts, beam_size, num_hypotheses, return_attention)
         if not seqs:
-            return results
-        req = _Request(asyncio.get_running_loop().create_future(), results, len(seqs))
+            future.set_result(results)
+            return None
+        req = _Request(future, results, len(seqs))
         for q in seqs:
             q.tag = (req, q.tag)
         with self._cond:
@@ -151,19 +162,17 @@ class Engine:
             self._queue.extend(seqs)
             self._pending += len(seqs)
             metrics.QUEUE_SIZE.set(self._pending)
-            if on_queued is not None:
-                on_queued()
             self._cond.notify_all()
-        try:
-            return await req.future
-        except asyncio.CancelledError:   # the client went away: its sentences leave the queue and the batch
-            req.cancelled = True
-            with self._cond:
-                before = len(self._queue)
-                self._queue = deque(q for q in self._queue if q.tag[0] is not req)
-                self._pending -= before - len(self._queue)
-                metrics.QUEUE_SIZE.set(self._pending)
-            raise
+        return req
+
+    def cancel(self, req: _Request) -> None:
+        """Takes a request's sentences out of the queue, and out of the batch at the next step (any thread)."""
+        req.cancelled = True
+        with self._cond:
+            before = len(self._queue)
+            self._queue = deque(q for q in self._queue if q.tag[0] is not req)
+            self._pending -= before - len(self._queue)
+            metrics.QUEUE_SIZE.set(self._pending)
 
     # -- the encoder thread: newcomers are encoded while the decoder thread decodes -------------------
     def _encode_loop(self) -> None:

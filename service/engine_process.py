@@ -30,6 +30,7 @@ import multiprocessing as mp
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 from . import metrics
@@ -259,9 +260,50 @@ class _Recorder:
             self.sink.gauges[(self.name, self.label_items)] = v
 
 
+class _Inline:
+    """The 'event loop' of a pipe answer: the engine's threads call its call_soon_threadsafe, which runs the
+    callback right there (the answer is sent from the decoder thread, no hop through a loop)."""
+
+    @staticmethod
+    def call_soon_threadsafe(fn, *args) -> None:
+        fn(*args)
+
+
+_INLINE = _Inline()
+
+
+class _Answer:
+    """What Engine.enqueue takes for a future, in the engine process: the result or error goes down the pipe."""
+
+    __slots__ = ("rid", "_done", "_send", "_open")
+
+    def __init__(self, rid: int, send, open_requests: dict):
+        self.rid, self._done, self._send, self._open = rid, False, send, open_requests
+
+    def get_loop(self) -> _Inline:
+        return _INLINE
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, results: list) -> None:
+        self._done = True
+        self._open.pop(self.rid, None)
+        self._send(("ok", self.rid, results))
+
+    def set_exception(self, e: BaseException) -> None:
+        self._done = True
+        self._open.pop(self.rid, None)
+        if isinstance(e, TranslatorError):
+            self._send(("err", self.rid, type(e), str(e)))
+        else:
+            self._send(("err", self.rid, ModelError, "internal error while translating this request; it was logged"))
+
+
 def _engine_main(conn, settings: Any, shared) -> None:
-    """The engine process: loads the model, runs the Engine, answers over `conn` until told to stop or the
-    server process is gone."""
+    """The engine process: loads the model, runs the Engine, and reads the server's messages on its main thread
+    (no event loop: a request is queued straight from here, its answer is sent by the decoder thread), until
+    told to stop or the server process is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the whole process group; the server stops us
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sink = _Sink()
@@ -277,74 +319,51 @@ def _engine_main(conn, settings: Any, shared) -> None:
                     batch_wait_ms=settings.batch_wait_ms)
     engine.pending_out = shared
     engine.start()
-    conn.send(("ready", tr.info.raw, tr.provider, os.getpid()))
-    asyncio.run(_serve(conn, engine, sink, shared))
-
-
-async def _serve(conn, engine: Engine, sink: _Sink, shared) -> None:
-    loop = asyncio.get_running_loop()
-    tasks: dict[int, asyncio.Task] = {}
-    stop: asyncio.Future = loop.create_future()
+    lock = threading.Lock()
 
     def send(msg: tuple) -> None:
-        try:
-            conn.send(msg)
-        except (OSError, ValueError):                # the server process is gone
-            pass
+        with lock:
+            try:
+                conn.send(msg)
+            except (OSError, ValueError):            # the server process is gone
+                pass
 
-    async def run(rid: int, texts: list[str], beam: int, nbest: int, attention: bool) -> None:
-        counted = False
-
-        def queued() -> None:
-            nonlocal counted
-            counted = True
-            shared[1] += len(texts)
+    send(("ready", tr.info.raw, tr.provider, os.getpid()))
+    open_requests: dict = {}
+    timeout, flushed = 0.0, time.monotonic()
+    while True:
         try:
-            msg = ("ok", rid, await engine.submit(texts, beam, nbest, attention, on_queued=queued))
-        except asyncio.CancelledError:
-            return
-        except TranslatorError as e:
-            msg = ("err", rid, type(e), str(e))
-        except Exception:
-            log.exception("engine process: unexpected error")
-            msg = ("err", rid, ModelError, "internal error while translating this request; it was logged")
-        finally:
-            tasks.pop(rid, None)
-            if not counted:
-                shared[1] += len(texts)
-        send(msg)
-
-    def on_readable() -> None:
-        try:
-            while conn.poll():
-                msg = conn.recv()
-                if msg[0] == "submit":
-                    tasks[msg[1]] = loop.create_task(run(*msg[1:]))
-                elif msg[0] == "cancel":
-                    if (task := tasks.get(msg[1])) is not None:
-                        task.cancel()
-                elif msg[0] == "stop" and not stop.done():
-                    stop.set_result(msg[1])
+            msg = conn.recv() if conn.poll(METRICS_EVERY_S) else None
         except (EOFError, OSError):                  # the server process is gone: stop at once
-            loop.remove_reader(conn.fileno())
-            for task in tasks.values():
-                task.cancel()
-            if not stop.done():
-                stop.set_result(0.0)
-
-    async def flush() -> None:
-        while True:
-            await asyncio.sleep(METRICS_EVERY_S)
+            break
+        if msg is None:
+            pass
+        elif msg[0] == "submit":
+            rid, texts, beam, nbest, attention = msg[1:]
+            answer = _Answer(rid, send, open_requests)
+            try:
+                req = engine.enqueue(texts, beam, nbest, attention, answer)
+                if req is not None:
+                    open_requests[rid] = req
+                    if answer.done():                # answered (or failed) already by the engine's threads
+                        open_requests.pop(rid, None)
+            except Exception as e:                   # the request itself is refused (limits, queue full)
+                if not isinstance(e, TranslatorError):
+                    log.exception("engine process: unexpected error")
+                answer.set_exception(e)
+            finally:                                 # counted after it is in the engine's pending count
+                shared[1] += len(texts)
+        elif msg[0] == "cancel":
+            if (req := open_requests.pop(msg[1], None)) is not None:
+                engine.cancel(req)
+        elif msg[0] == "stop":
+            timeout = msg[1]
+            break
+        if time.monotonic() - flushed >= METRICS_EVERY_S:
+            flushed = time.monotonic()
             gauges, observations = sink.take()
             if gauges or observations:
                 send(("metrics", gauges, observations))
-
-    loop.add_reader(conn.fileno(), on_readable)
-    flusher = loop.create_task(flush())
-    timeout = await stop
-    await engine.stop(timeout=timeout)
-    if tasks:                                        # answered by engine.stop: let them send
-        await asyncio.wait(list(tasks.values()), timeout=5)
-    flusher.cancel()
+    asyncio.run(engine.stop(timeout=timeout))       # finishes the work (up to timeout), fails what is left
     send(("metrics", *sink.take()))
     send(("stopped",))

@@ -38,6 +38,8 @@ REQUESTS = Counter("translator_requests_total", "POST /translate requests by HTT
 REJECTED = Counter("translator_rejected_requests_total", "POST /translate requests refused or abandoned, by error type "
                    "(overloaded, rate_limited, unauthorized, forbidden, timeout, client_closed_request)",
                    ["reason"])
+HELD = Counter("translator_held_requests_total", "POST /translate requests that came back on a refused connection "
+               "before its Retry-After and were held until then (app.EarlyRetries)")
 # livesum: with several worker processes (prometheus-client multiprocess mode) the gauges add up over live workers
 QUEUE_SIZE = Gauge("translator_queue_size", "sentences waiting for the model", multiprocess_mode="livesum")
 ACTIVE_SEQUENCES = Gauge("translator_active_sequences", "sentences the model is decoding now",
@@ -65,7 +67,7 @@ class MetricsController(PrometheusController):
     get = get(media_type=CONTENT_TYPE_LATEST, responses=METRICS_RESPONSES, summary="Prometheus metrics",
               description="Prometheus text exposition format.")(PrometheusController.get.fn)
 
-__all__ = ["ACTIVE_SEQUENCES", "BATCH_SIZE", "GENERATED_TOKENS", "INFERENCE_DURATION", "INPUT_TOKENS",
+__all__ = ["ACTIVE_SEQUENCES", "BATCH_SIZE", "GENERATED_TOKENS", "HELD", "INFERENCE_DURATION", "INPUT_TOKENS",
            "QUEUE_DURATION", "QUEUE_SIZE", "REJECTED", "REQUESTS", "REQUEST_DURATION", "MetricsController",
            "PrometheusController",
            "prometheus_config"]

@@ -120,6 +120,10 @@ class Settings:
     http_nice: int = 0
     """TRANSLATOR_HTTP_NICE: with engine_process on, the server's event-loop thread runs this much nicer (lower
     priority) than the engine, so that a flood of requests to refuse cannot take the engine's cores (0..19)."""
+    hold_early_retries: str = "on"
+    """TRANSLATOR_HOLD_EARLY_RETRIES: on | off. On: a request that comes back on a connection refused for a full
+    queue before its Retry-After second is over is held until then, then admitted or refused (clients that
+    ignore Retry-After cannot take the cores from the admitted requests; service/app.py EarlyRetries)."""
     workers: int = 1
     """TRANSLATOR_WORKERS: uvicorn worker processes (each loads its own copy of the model)."""
     log_level: str = "info"
@@ -131,7 +135,7 @@ class Settings:
             raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {self.provider!r}")
         if self.io_binding not in IO_BINDING:
             raise ValueError(f"io_binding must be one of {', '.join(IO_BINDING)}, got {self.io_binding!r}")
-        for name in ("fast_path", "engine_process"):
+        for name in ("fast_path", "engine_process", "hold_early_retries"):
             if getattr(self, name) not in ("on", "off"):
                 raise ValueError(f"{name} must be on or off, got {getattr(self, name)!r}")
         if not 0 <= self.http_nice <= 19:
@@ -237,7 +241,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     for f in dataclasses.fields(Settings):
         choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS, "batching": ("continuous", "static"),
                    "io_binding": IO_BINDING, "fast_path": ("on", "off"),
-                   "engine_process": ("on", "off")}.get(f.name)
+                   "engine_process": ("on", "off"), "hold_early_retries": ("on", "off")}.get(f.name)
         env_name = ENV_PREFIX + f.name.upper()
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=hints[f.name], choices=choices,
                        default=getattr(defaults, f.name), metavar=None if choices else f.name.upper(),

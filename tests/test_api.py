@@ -300,3 +300,41 @@ def test_default_beam_applies_when_the_request_does_not_say(model_dir):
         explicit = client.post("/translate", json={"q": "We have the book too.", "alternatives": 1,
                                                    "beam_size": 2}).json()
         assert implicit == explicit and len(implicit["alternatives"]) == 1
+
+
+@pytest.mark.parametrize("hold", ["on", "off"])
+def test_early_retries_on_a_refused_connection_are_held_until_retry_after(model_dir, hold):
+    """A client that ignores Retry-After (same connection: TestClient's address never changes) is held until that
+    second has passed, then answered like any other request; its first refusal, and every refusal with the hold
+    off, comes at once."""
+    from prometheus_client import REGISTRY
+
+    gated = GatedTranslator(model_dir, provider="cpu", intra_threads=1)
+    gated.gate.set()
+    app = create_app(Settings(model_dir=model_dir, max_queue=1, max_batch=8, intra_threads=1, default_beam=1,
+                              hold_early_retries=hold), translator=gated)
+    held = lambda: REGISTRY.get_sample_value("translator_held_requests_total") or 0.0   # noqa: E731
+    with TestClient(app) as client:
+        gated.gate.clear()
+        gated.entered.clear()
+        busy = [threading.Thread(target=lambda q=q: client.post("/translate", json={"q": q})) for q in SENTENCES[:2]]
+        busy[0].start()                                        # one sentence decoding (stuck), one queued: full
+        assert gated.entered.wait(10)
+        busy[1].start()
+        deadline = time.time() + 10
+        while app.state.engine.queued_sentences < 1 and time.time() < deadline:
+            time.sleep(0.01)
+        before, times = held(), []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            r = client.post("/translate", json={"q": "Hi."})
+            times.append(time.perf_counter() - t0)
+            assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+        gated.gate.set()
+        for t in busy:
+            t.join(30)
+    assert times[0] < 0.5
+    if hold == "on":
+        assert all(t > 0.8 for t in times[1:]) and held() - before == 2, times
+    else:
+        assert all(t < 0.5 for t in times[1:]) and held() == before, times
