@@ -10,7 +10,9 @@ operating system shares the cores (TRANSLATOR_HTTP_NICE lowers the server thread
 TGI splits its router and model server the same way.
 
 `ProcessEngine` (server side) has Engine's interface (submit, refuse_if_full, queued_sentences, inflight, start,
-stop), so app.py uses either. Messages over a pipe (multiprocessing.Connection, pickled tuples):
+stop), so app.py uses either. The engine process has no event loop: its main thread reads the pipe and queues
+requests with Engine.enqueue, and the decoder thread sends each answer as the request finishes (a hop through an
+event loop would add a wake-up per request). Messages over a pipe (multiprocessing.Connection, pickled tuples):
   server -> engine: ("submit", id, texts, beam, nbest, attention) | ("cancel", id) | ("stop", timeout)
   engine -> server: ("ok", id, results) | ("err", id, error class, message) | ("metrics", gauges, observations)
                     | ("stopped",)

@@ -243,7 +243,7 @@ def test_prometheus_scrapes_the_service(model_dir, start_server, tmp_path):
             try:
                 result = query('translator_request_duration_seconds_count{job="translator"}')
                 count = float(result[0]["value"][1]) if result else 0.0
-            except httpx.TransportError:
+            except (httpx.TransportError, ValueError):   # not listening yet, or "Service Unavailable" while it starts
                 pass
             time.sleep(0.5)
         assert count >= 4, f"translator_request_duration_seconds_count = {count} after 60 s"
