@@ -6,7 +6,7 @@ service's resident memory (RSS) growing less than --max-rss-growth from the end 
     python load/soak.py --duration 60 --warmup 20     # the short version the test suite runs
 
 RSS is read from the service's own GET /metrics (`process_resident_memory_bytes`, prometheus-client's process
-collector, Linux) every --sample-every seconds, so it works for a service in a container too (with one worker
+collector, Linux, plus `translator_engine_resident_memory_bytes`, the engine process's) every --sample-every seconds, so it works for a service in a container too (with one worker
 process: with several, each scrape answers for whichever worker took it). Writes, under the --csv prefix:
 Locust's CSVs and HTML report, PREFIX_slo.json (the locustfile's gate report), PREFIX_rss.csv (seconds, RSS
 bytes), PREFIX.png (latency, throughput, RSS) and PREFIX_summary.json. Exit code 0 only when every check
@@ -31,15 +31,21 @@ REPO = HERE.parent
 
 
 def rss_bytes(host: str, token: str = "") -> float:
-    """process_resident_memory_bytes from the service's /metrics."""
+    """The service's memory from its /metrics: process_resident_memory_bytes (the server process) plus
+    translator_engine_resident_memory_bytes (the engine process, which holds the model; absent or 0 when the
+    engine runs in the server process)."""
     req = urllib.request.Request(host.rstrip("/") + "/metrics",
                                  headers={"Authorization": f"Bearer {token}"} if token else {})
     with urllib.request.urlopen(req, timeout=10) as r:
         text = r.read().decode()
+    found = {}
     for line in text.splitlines():
-        if line.startswith("process_resident_memory_bytes "):
-            return float(line.split()[1])
-    raise SystemExit(f"{host}/metrics has no process_resident_memory_bytes (not Linux, or several workers?)")
+        name = line.split(" ", 1)[0]
+        if name in ("process_resident_memory_bytes", "translator_engine_resident_memory_bytes"):
+            found[name] = float(line.split()[1])
+    if "process_resident_memory_bytes" not in found:
+        raise SystemExit(f"{host}/metrics has no process_resident_memory_bytes (not Linux, or several workers?)")
+    return sum(found.values())
 
 
 def wait_ready(host: str, proc: subprocess.Popen | None, timeout: float = 120) -> None:

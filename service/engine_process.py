@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 METRICS_EVERY_S = 0.05
 # Engine metrics, recorded in the engine process and replayed in the server's registry
 ENGINE_METRICS = ("QUEUE_SIZE", "ACTIVE_SEQUENCES", "QUEUE_DURATION", "INFERENCE_DURATION", "BATCH_SIZE",
-                  "GENERATED_TOKENS", "INPUT_TOKENS")
+                  "GENERATED_TOKENS", "INPUT_TOKENS", "ENGINE_RSS")
 
 
 class ModelFacts:
@@ -302,6 +302,15 @@ class _Answer:
             self._send(("err", self.rid, ModelError, "internal error while translating this request; it was logged"))
 
 
+def _rss() -> int:
+    """This process's resident memory in bytes (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
 def _engine_main(conn, settings: Any, shared) -> None:
     """The engine process: loads the model, runs the Engine, and reads the server's messages on its main thread
     (no event loop: a request is queued straight from here, its answer is sent by the decoder thread), until
@@ -363,6 +372,7 @@ def _engine_main(conn, settings: Any, shared) -> None:
             break
         if time.monotonic() - flushed >= METRICS_EVERY_S:
             flushed = time.monotonic()
+            metrics.ENGINE_RSS.set(_rss())
             gauges, observations = sink.take()
             if gauges or observations:
                 send(("metrics", gauges, observations))

@@ -38,6 +38,9 @@ REQUESTS = Counter("translator_requests_total", "POST /translate requests by HTT
 REJECTED = Counter("translator_rejected_requests_total", "POST /translate requests refused or abandoned, by error type "
                    "(overloaded, rate_limited, unauthorized, forbidden, timeout, client_closed_request)",
                    ["reason"])
+ENGINE_RSS = Gauge("translator_engine_resident_memory_bytes", "resident memory of the engine process, which holds the "
+                   "model (0 when the engine runs in the server process: see process_resident_memory_bytes)",
+                   multiprocess_mode="livesum")
 HELD = Counter("translator_held_requests_total", "POST /translate requests that came back on a refused connection "
                "before its Retry-After and were held until then (app.EarlyRetries)")
 # livesum: with several worker processes (prometheus-client multiprocess mode) the gauges add up over live workers
@@ -67,7 +70,7 @@ class MetricsController(PrometheusController):
     get = get(media_type=CONTENT_TYPE_LATEST, responses=METRICS_RESPONSES, summary="Prometheus metrics",
               description="Prometheus text exposition format.")(PrometheusController.get.fn)
 
-__all__ = ["ACTIVE_SEQUENCES", "BATCH_SIZE", "GENERATED_TOKENS", "HELD", "INFERENCE_DURATION", "INPUT_TOKENS",
+__all__ = ["ACTIVE_SEQUENCES", "BATCH_SIZE", "ENGINE_RSS", "GENERATED_TOKENS", "HELD", "INFERENCE_DURATION", "INPUT_TOKENS",
            "QUEUE_DURATION", "QUEUE_SIZE", "REJECTED", "REQUESTS", "REQUEST_DURATION", "MetricsController",
            "PrometheusController",
            "prometheus_config"]

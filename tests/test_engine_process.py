@@ -42,6 +42,8 @@ def test_the_model_runs_in_a_child_process_and_answers_like_threads(start_server
     # the engine's metrics reach the server's /metrics
     assert wait_for(lambda: metric(srv.url, "translator_generated_tokens_count") == 3, timeout=5)
     assert metric(srv.url, "translator_batch_size_count") > 0 and metric(srv.url, "translator_active_sequences") == 0
+    engine_rss = metric(srv.url, "translator_engine_resident_memory_bytes")   # what the soak test adds up
+    assert engine_rss > 50 * 2**20 and metric(threads.url, "translator_engine_resident_memory_bytes") == 0
 
 
 def test_a_dead_engine_fails_its_requests_and_stops_the_server_with_status_1(start_server):
