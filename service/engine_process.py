@@ -159,11 +159,17 @@ class ProcessEngine:
         self.inflight += 1
         try:
             self._sent += len(texts)
-            self._conn.send(("submit", rid, texts, beam_size, num_hypotheses, return_attention))
+            try:
+                self._conn.send(("submit", rid, texts, beam_size, num_hypotheses, return_attention))
+            except OSError:              # it has just died; _on_readable is about to learn it
+                raise ModelError("the translation engine stopped; this request was not translated") from None
             return await fut
         except asyncio.CancelledError:   # deadline or client gone: its sentences leave the queue and the batch
             if self._futures.pop(rid, None) is not None and self._alive:
-                self._conn.send(("cancel", rid))
+                try:
+                    self._conn.send(("cancel", rid))
+                except OSError:
+                    pass
             raise
         finally:
             self._futures.pop(rid, None)
