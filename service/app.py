@@ -386,6 +386,7 @@ class EarlyRetries:
     2 cores (`python -m bench.flood`). Counted in translator_held_requests_total."""
 
     MAX_ENTRIES = 65536
+    SLACK_S = 0.05      # a client that waited its second by a coarse timer (uvloop's are 1 ms) is not held
 
     def __init__(self, hold_s: float = RETRY_AFTER_S):
         self.hold_s, self.until = hold_s, {}
@@ -394,7 +395,7 @@ class EarlyRetries:
         if not self.until:
             return
         until = self.until.pop(scope.get("client"), None)
-        if until is not None and (delay := until - time.monotonic()) > 0:
+        if until is not None and (delay := until - time.monotonic()) > self.SLACK_S:
             metrics.HELD.inc()
             await asyncio.sleep(delay)
 
