@@ -439,7 +439,7 @@ def shed_when_full(app: ASGIApp) -> ASGIApp:
 
 
 
-def ready_engine(state: State) -> Engine:
+def ready_engine(state: State) -> AnyEngine:
     """The engine, once the model is loaded and until shutdown begins; 503 otherwise (both paths)."""
     if not state.get("ready"):
         raise Overloaded("the model is not ready yet (loading or shutting down); retry shortly")

@@ -33,6 +33,8 @@ from .translator import DecodeBatch, Sequence, TranslationResult, Translator
 log = logging.getLogger(__name__)
 MODES = ("continuous", "static")
 GIL_SWITCH_S = 0.0005
+SHUTTING_DOWN = "the server is shutting down; retry on another instance"
+NOT_RUNNING = "the translation engine is not running"
 
 
 @dataclass(eq=False)
@@ -99,7 +101,7 @@ class Engine:
             self._pending = self._ready_rows = 0
             metrics.QUEUE_SIZE.set(0)
         for q in left:
-            self._fail(q.tag[0], Overloaded("the server is shutting down; retry on another instance"))
+            self._fail(q.tag[0], Overloaded(SHUTTING_DOWN))
 
     @property
     def _pending(self) -> int:
@@ -118,9 +120,7 @@ class Engine:
 
     def refuse_if_full(self, adding: int = 1) -> None:
         """Raises Overloaded (503 + Retry-After) when `adding` more sentences would not fit in the queue."""
-        if self._pending + adding > self.max_queue:
-            raise Overloaded(f"the queue is full ({self._pending} sentences waiting, limit "
-                             f"{self.max_queue}); retry shortly")
+        refuse_when_full(self._pending, adding, self.max_queue)
 
     async def submit(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
                      return_attention: bool = False) -> list[TranslationResult]:
@@ -146,8 +146,7 @@ class Engine:
         loop's call_soon_threadsafe (an asyncio future; engine_process.py passes one that sends them down a
         pipe). Raises at once what is wrong with the request itself (too many texts, too long, queue full).
         Returns the request (for cancel), or None when nothing needs the model (the future is already done)."""
-        if len(texts) > self.max_queue:
-            raise PayloadTooLarge(f"{len(texts)} texts in one request exceed the queue limit of {self.max_queue}")
+        refuse_oversized(len(texts), self.max_queue)
         results, seqs = self.translator.sequences(texts, beam_size, num_hypotheses, return_attention)
         if not seqs:
             future.set_result(results)
@@ -157,7 +156,7 @@ class Engine:
             q.tag = (req, q.tag)
         with self._cond:
             if self._stopping or not self.running:
-                raise Overloaded("the translation engine is not running")
+                raise Overloaded(NOT_RUNNING)
             self.refuse_if_full(len(seqs))
             self._queue.extend(seqs)
             self._pending += len(seqs)
@@ -332,6 +331,18 @@ class Engine:
     def _fail(self, req: _Request, exc: BaseException) -> None:
         req.cancelled = True              # its other sentences leave the queue/batch too
         _resolve(req, exc=exc)
+
+
+def refuse_oversized(n_texts: int, max_queue: int) -> None:
+    """413 for a request that could never fit in the queue (checked before the queue is: that is 503)."""
+    if n_texts > max_queue:
+        raise PayloadTooLarge(f"{n_texts} texts in one request exceed the queue limit of {max_queue}")
+
+
+def refuse_when_full(pending: int, adding: int, max_queue: int) -> None:
+    """503 (Overloaded, with Retry-After) when `adding` sentences do not fit beside `pending` in the queue."""
+    if pending + adding > max_queue:
+        raise Overloaded(f"the queue is full ({pending} sentences waiting, limit {max_queue}); retry shortly")
 
 
 def _decoding(batch: DecodeBatch) -> int:

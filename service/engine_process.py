@@ -14,7 +14,8 @@ stop), so app.py uses either. The engine process has no event loop: its main thr
 requests with Engine.enqueue, and the decoder thread sends each answer as the request finishes (a hop through an
 event loop would add a wake-up per request). Messages over a pipe (multiprocessing.Connection, pickled tuples):
   server -> engine: ("submit", id, texts, beam, nbest, attention) | ("cancel", id) | ("stop", timeout)
-  engine -> server: ("ok", id, results) | ("err", id, error class, message) | ("metrics", gauges, observations)
+  engine -> server: ("ready", ModelInfo, provider, pid) | ("failed", reason) once, then
+                    ("ok", id, results) | ("err", id, error class, message) | ("metrics", gauges, observations)
                     | ("stopped",)
 The queue limit is checked in the server process without a round trip: a shared array holds the engine's pending
 count ([0], Engine.pending_out) and the sentences it has taken in ([1], counted once they are in its queue); the
@@ -33,27 +34,30 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from . import metrics
-from .engine import Engine
-from .errors import ModelError, ModelLoadError, Overloaded, PayloadTooLarge, TranslatorError
+from .engine import NOT_RUNNING, SHUTTING_DOWN, Engine, refuse_oversized, refuse_when_full
+from .errors import ModelError, ModelLoadError, Overloaded, TranslatorError
+from .runtime import ModelInfo
 from .translator import TranslationResult, load_translator
 
 log = logging.getLogger(__name__)
 METRICS_EVERY_S = 0.05
+RSS_EVERY_S = 1.0
 # Engine metrics, recorded in the engine process and replayed in the server's registry
 ENGINE_METRICS = ("QUEUE_SIZE", "ACTIVE_SEQUENCES", "QUEUE_DURATION", "INFERENCE_DURATION", "BATCH_SIZE",
                   "GENERATED_TOKENS", "INPUT_TOKENS", "ENGINE_RSS")
 
 
+@dataclass
 class ModelFacts:
-    """What the server process knows of the model without loading it: model.json (`info.raw`) and the provider
-    in use (for GET /v1/models, which reads translator.info.raw and translator.provider)."""
+    """What the server process knows of the model without loading it, as the engine process reports it: the
+    checked model.json and the provider in use (GET /v1/models reads translator.info.raw and .provider)."""
 
-    def __init__(self, raw: dict, provider: str):
-        self.info, self.provider = self, provider
-        self.raw = raw
+    info: ModelInfo
+    provider: str
 
 
 class ProcessEngine:
@@ -101,8 +105,8 @@ class ProcessEngine:
         if msg[0] == "failed":
             self._proc.join(10)
             raise ModelLoadError(msg[1])
-        _, raw, provider, self.pid = msg
-        self.model = ModelFacts(raw, provider)
+        _, info, provider, self.pid = msg
+        self.model = ModelFacts(info, provider)
 
     def start(self) -> None:
         """Called on the server's event loop once launched: from now on its answers are read there."""
@@ -140,19 +144,15 @@ class ProcessEngine:
 
     def refuse_if_full(self, adding: int = 1) -> None:
         """Raises Overloaded (503 + Retry-After) when `adding` more sentences would not fit in the queue."""
-        pending = self.queued_sentences
-        if pending + adding > self.max_queue:
-            raise Overloaded(f"the queue is full ({pending} sentences waiting, limit {self.max_queue}); "
-                             f"retry shortly")
+        refuse_when_full(self.queued_sentences, adding, self.max_queue)
 
     async def submit(self, texts: list[str], beam_size: int = 1, num_hypotheses: int = 1,
                      return_attention: bool = False) -> list[TranslationResult]:
         if not texts:
             return []
-        if len(texts) > self.max_queue:
-            raise PayloadTooLarge(f"{len(texts)} texts in one request exceed the queue limit of {self.max_queue}")
+        refuse_oversized(len(texts), self.max_queue)
         if not self._alive or self._stopping:
-            raise Overloaded("the translation engine is not running")
+            raise Overloaded(NOT_RUNNING)
         self.refuse_if_full(len(texts))
         rid, fut = next(self._ids), self._loop.create_future()
         self._futures[rid] = fut
@@ -200,7 +200,7 @@ class ProcessEngine:
         if not was_alive:
             return
         if self._stopping:
-            err = Overloaded("the server is shutting down; retry on another instance")
+            err = Overloaded(SHUTTING_DOWN)
         else:
             self.lost = True
             self._proc.join(1)
@@ -254,10 +254,13 @@ class _Sink:
 
 class _Recorder:
     def __init__(self, sink: _Sink, name: str, labels: tuple = ()):
-        self.sink, self.name, self.label_items = sink, name, labels
+        self.sink, self.name, self.label_items, self._children = sink, name, labels, {}
 
-    def labels(self, **kw: str) -> "_Recorder":
-        return _Recorder(self.sink, self.name, tuple(sorted(kw.items())))
+    def labels(self, **kw: str) -> "_Recorder":   # once a decoder step: made once per label set, like prometheus'
+        key = tuple(sorted(kw.items()))
+        if (child := self._children.get(key)) is None:
+            child = self._children[key] = _Recorder(self.sink, self.name, key)
+        return child
 
     def observe(self, v: float) -> None:
         with self.sink.lock:
@@ -345,9 +348,9 @@ def _engine_main(conn, settings: Any, shared) -> None:
             except (OSError, ValueError):            # the server process is gone
                 pass
 
-    send(("ready", tr.info.raw, tr.provider, os.getpid()))
+    send(("ready", tr.info, tr.provider, os.getpid()))
     open_requests: dict = {}
-    timeout, flushed = 0.0, time.monotonic()
+    timeout, flushed, rss_at = 0.0, time.monotonic(), 0.0
     while True:
         try:
             msg = conn.recv() if conn.poll(METRICS_EVERY_S) else None
@@ -376,9 +379,11 @@ def _engine_main(conn, settings: Any, shared) -> None:
         elif msg[0] == "stop":
             timeout = msg[1]
             break
-        if time.monotonic() - flushed >= METRICS_EVERY_S:
-            flushed = time.monotonic()
-            metrics.ENGINE_RSS.set(_rss())
+        if (now := time.monotonic()) - flushed >= METRICS_EVERY_S:
+            flushed = now
+            if now - rss_at >= RSS_EVERY_S:
+                rss_at = now
+                metrics.ENGINE_RSS.set(_rss())
             gauges, observations = sink.take()
             if gauges or observations:
                 send(("metrics", gauges, observations))

@@ -20,6 +20,7 @@ ENV_PREFIX = "TRANSLATOR_"
 PROVIDERS = ("auto", "cpu", "cuda")
 IO_BINDING = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+ON_OFF = ("fast_path", "engine_process", "hold_early_retries")   # the settings that are on | off
 SECRETS = ("api_keys", "metrics_token")          # never echoed by --help
 
 
@@ -135,7 +136,7 @@ class Settings:
             raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {self.provider!r}")
         if self.io_binding not in IO_BINDING:
             raise ValueError(f"io_binding must be one of {', '.join(IO_BINDING)}, got {self.io_binding!r}")
-        for name in ("fast_path", "engine_process", "hold_early_retries"):
+        for name in ON_OFF:
             if getattr(self, name) not in ("on", "off"):
                 raise ValueError(f"{name} must be on or off, got {getattr(self, name)!r}")
         if not 0 <= self.http_nice <= 19:
@@ -240,8 +241,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
                                 description="English->Polish translation service (LibreTranslate-compatible API).")
     for f in dataclasses.fields(Settings):
         choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS, "batching": ("continuous", "static"),
-                   "io_binding": IO_BINDING, "fast_path": ("on", "off"),
-                   "engine_process": ("on", "off"), "hold_early_retries": ("on", "off")}.get(f.name)
+                   "io_binding": IO_BINDING, **dict.fromkeys(ON_OFF, ("on", "off"))}.get(f.name)
         env_name = ENV_PREFIX + f.name.upper()
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=hints[f.name], choices=choices,
                        default=getattr(defaults, f.name), metavar=None if choices else f.name.upper(),

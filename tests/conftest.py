@@ -154,6 +154,10 @@ class Server:
         for line in iter(self.proc.stdout.readline, ""):
             self._lines.append(line)
 
+    def wait_ready(self) -> "Server":
+        wait_ready(self.proc, self.url, output=lambda: self.text(wait=5))
+        return self
+
     def text(self, wait: float = 0) -> str:
         """The output so far (after waiting up to `wait` s for the process's end of output)."""
         if wait:
@@ -185,7 +189,7 @@ def start_server():
         s = Server(model_dir, *args, **env)
         servers.append(s)
         if wait:
-            wait_ready(s.proc, s.url, output=lambda: s.text(wait=5))
+            s.wait_ready()
         return s
 
     yield start

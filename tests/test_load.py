@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SHIPPED_MODEL, Server, wait_ready
+from conftest import REPO, SHIPPED_MODEL, Server
 
 LOAD = REPO / "load"
 
@@ -22,8 +22,7 @@ LOAD = REPO / "load"
 @pytest.fixture(scope="module")
 def service():
     """The shipped model served by `python -m service` (one ORT thread), shared by the tests of this module."""
-    s = Server(SHIPPED_MODEL)
-    wait_ready(s.proc, s.url, output=lambda: s.text(wait=5))
+    s = Server(SHIPPED_MODEL).wait_ready()
     yield s
     s.stop()
 

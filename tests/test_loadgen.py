@@ -14,8 +14,7 @@ def test_each_client_starts_somewhere_else():
 
 
 def test_clients_send_different_sentences_to_a_real_server(start_server, model_dir):
-    # no access log: the server's stdout is a pipe nobody reads during the test, and ~800 log lines fill it
-    srv = start_server(model_dir, TRANSLATOR_LOG_LEVEL="warning")
+    srv = start_server(model_dir)
     res = asyncio.run(loadgen.main(srv.url + "/translate", SENTENCES, 4, 1.0))
     assert res["requests"] and all(status == 200 for _, _, status, _ in res["requests"])
     first = {}
