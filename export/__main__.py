@@ -6,7 +6,7 @@ import sys
 
 
 def main(argv=None) -> int:
-    from . import corpus, evaluate, onnx_export, plot_attention, train
+    from . import corpus, evaluate, onnx_export, plot_attention, snapshot, train
 
     p = argparse.ArgumentParser(prog="python -m export", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -14,7 +14,8 @@ def main(argv=None) -> int:
                 "train": (train, "train tokenizers and the model on a TSV corpus"),
                 "onnx": (onnx_export, "export a checkpoint to an ONNX model directory (parity-checked)"),
                 "evaluate": (evaluate, "BLEU/chrF of a model directory through the serving engine"),
-                "plot-attention": (plot_attention, "attention heatmap PNGs for chosen sentences")}
+                "plot-attention": (plot_attention, "attention heatmap PNGs for chosen sentences"),
+                "snapshot": (snapshot, "a small, committable copy of a run's last checkpoint (resumable)")}
     for name, (mod, help_) in commands.items():
         mod.add_args(sub.add_parser(name, help=help_))
     args = p.parse_args(argv)

@@ -44,6 +44,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--set-lr", type=float, default=None, help="on --resume: continue with this learning rate")
+    p.add_argument("--resume-from", default=None,
+                   help="on --resume without OUT/last.pt: a snapshot (python -m export snapshot) to continue from")
     p.add_argument("--quiet", action="store_true", help="no per-batch progress bar")
     p.add_argument("--placeholders", action="store_true",
                    help="numbers, URLs, e-mails and rare names as placeholder tokens (service/placeholders.py)")
@@ -54,7 +56,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def prepare(args, out: Path):
-    """Split and tokenizers: created once, reused on --resume (the split is saved beside the checkpoint).
+    """Split and tokenizers: created once, reused on --resume (the split is saved beside the checkpoint; a
+    snapshot given by --resume-from brings its tokenizers).
     With --placeholders the tokenizers learn the placeholder symbols and the pairs are marked (numbers first,
     then rare names, which need the source tokenizer to tell what is rare)."""
     if not (out / "train.tsv").exists():
@@ -65,6 +68,9 @@ def prepare(args, out: Path):
         print(f"split: {len(train)} train / {len(val)} val / {len(test)} test pairs (seed {args.seed})", flush=True)
     train, val = read_tsv(out / "train.tsv"), read_tsv(out / "val.tsv")
     symbols = SYMBOLS if args.placeholders else []
+    if getattr(args, "resume_from", None) and not (out / "spm_en.model").exists():
+        for name, blob in torch.load(args.resume_from, weights_only=False)["tokenizers"].items():
+            (out / name).write_bytes(blob)
     if not (out / "spm_en.model").exists():
         marked = [protect_pair(en, pl) for en, pl in train] if symbols else train
         train_tokenizer([p[0] for p in marked], out / "spm_en", args.vocab, symbols)
@@ -158,9 +164,16 @@ def run(args) -> Path:
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
     history, start_epoch, best, bad = [], 1, math.inf, 0
     partial = None                                  # an epoch stopped part-way: its batch order and position
-    if args.resume and (out / "last.pt").exists():
-        ck = torch.load(out / "last.pt", weights_only=False)
-        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); sched.load_state_dict(ck["sched"])
+    resume = out / "last.pt" if (out / "last.pt").exists() else Path(args.resume_from) if args.resume_from else None
+    if args.resume and resume:
+        ck = torch.load(resume, weights_only=False)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
+        sched.load_state_dict(ck["sched"])
+        if "opt" in ck:
+            opt.load_state_dict(ck["opt"])
+        else:                                       # a snapshot: fresh Adam moments, the saved learning rate
+            for g in opt.param_groups:
+                g["lr"] = ck["sched"].get("_last_lr", [args.lr])[0]
         history, start_epoch, best, bad = ck["history"], ck["epoch"] + 1, ck["best"], ck["bad"]
         partial = ck.get("partial")
         if args.set_lr:
@@ -172,7 +185,7 @@ def run(args) -> Path:
     print(f"model: {cfg.cell}, {model.num_params() / 1e6:.2f}M parameters; {len(train)} training pairs", flush=True)
     rare = rare_word(sp_en) if args.placeholders else None
     raw_val = read_tsv(out / "val.tsv")
-    track = read_tsv(args.track)[:200] if args.track else []
+    track = read_tsv(args.track)[:200] if args.track and Path(args.track).exists() else []
 
     def save(epoch: int, partial_state=None) -> None:
         tmp = out / "last.pt.tmp"

@@ -42,7 +42,8 @@ def train_args(data: Path, out: Path, **over) -> argparse.Namespace:
     train.add_args(p)
     args = p.parse_args(["--data", str(data), "--out", str(out)])
     for k, v in dict(emb=32, enc_hidden=32, dec_hidden=64, attn=32, vocab=120, epochs=12, val=8, test=8,
-                     batch_size=16, lr=5e-3, dropout=0.1, quiet=True, patience=100, threads=1).items():
+                     batch_size=16, lr=5e-3, dropout=0.1, quiet=True, patience=100, threads=1,
+                     track="").items():
         setattr(args, k, v)
     for k, v in over.items():
         setattr(args, k, v)

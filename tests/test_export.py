@@ -125,3 +125,42 @@ def test_int8_export_quantizes_per_row_so_batching_never_changes_a_result(run_di
     assert [r.text for r in tr.translate_batch(texts)] == [tr.translate_batch([t])[0].text for t in texts]
     same = sum(a.text == b.text for a, b in zip(tr.translate_batch(texts), float_tr.translate_batch(texts)))
     assert same >= len(texts) * 0.8                     # int8 keeps (nearly all) the float model's answers
+
+
+def test_a_run_stopped_mid_epoch_resumes_there_and_from_a_snapshot(tmp_path, run_dir, monkeypatch):
+    """Kill a run part-way through an epoch (after its in-epoch checkpoint), resume it; then continue the
+    committed kind of checkpoint (a float16 snapshot without optimizer state) in a fresh run directory."""
+    import argparse
+
+    from export import snapshot
+
+    data = tmp_path / "c.tsv"
+    data.write_text((run_dir / "train.tsv").read_text())
+    out = tmp_path / "run"
+    calls, real = [0], train.collate
+
+    def dying_collate(*a):
+        calls[0] += 1
+        if calls[0] == 6:
+            raise KeyboardInterrupt              # the session stops here
+        return real(*a)
+
+    monkeypatch.setattr(train, "collate", dying_collate)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(train_args(data, out, epochs=1, save_minutes=0))
+    monkeypatch.setattr(train, "collate", real)
+    ck = torch.load(out / "last.pt", weights_only=False)
+    assert ck["epoch"] == 0 and ck["partial"]["pos"] == 5
+    train.run(train_args(data, out, epochs=1, resume=True))
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
+
+    snap = tmp_path / "snap.pt"
+    snapshot.run(argparse.Namespace(run=str(out), out=str(snap)))
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for name in ("train.tsv", "val.tsv"):
+        (fresh / name).write_text((out / name).read_text())
+    train.run(train_args(data, fresh, epochs=2, resume=True, resume_from=str(snap)))
+    history = json.loads((fresh / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert (fresh / "spm_en.model").read_bytes() == (out / "spm_en.model").read_bytes()
