@@ -219,6 +219,29 @@ def per_row_activation_scales(path: Path) -> int:
     return n
 
 
+def _has_placeholders(run_dir: Path) -> bool:
+    """Trained with --placeholders: the placeholder symbols are pieces of the source vocabulary."""
+    import sentencepiece as spm
+
+    from service.placeholders import SYMBOLS
+
+    sp = spm.SentencePieceProcessor(model_file=str(run_dir / "spm_en.model"))
+    return sp.piece_to_id(SYMBOLS[0]) != sp.unk_id()
+
+
+def _training_data(run_dir: Path) -> dict:
+    """What the model was trained on, with every source's credit line and licence (from corpus.json when the
+    run was built by `python -m export corpus`)."""
+    if not (run_dir / "corpus.json").exists():
+        return {"data": "Tatoeba eng-pol (manythings.org Anki export)", "license": "CC-BY 2.0 FR",
+                "attribution": ATTRIBUTION}
+    corpus = json.loads((run_dir / "corpus.json").read_text())
+    return {"data": "Tatoeba eng-pol plus ../shared/data/extra (python -m export corpus)",
+            "sources": [{"file": name, "kind": s["kind"], "pairs": s["kept"], "credit": s["credit"],
+                         "license": s["licence"]} for name, s in corpus["sources"].items() if s["kept"]],
+            "attribution": ATTRIBUTION}
+
+
 def run(args) -> Path:
     run_dir, out = Path(args.run), Path(args.out)
     if out.exists() and not args.force:
@@ -259,8 +282,8 @@ def run(args) -> Path:
                      "decoder_step": {"inputs": ["y_prev", "state", "enc", "keys", "mask"],
                                       "outputs": ["logprobs", "new_state", "attention"]}},
             "tokenizer": {"library": "sentencepiece", "model_type": "unigram"},
-            "training": {"data": "Tatoeba eng-pol (manythings.org Anki export)", "license": "CC-BY 2.0 FR",
-                         "attribution": ATTRIBUTION, "best_epoch": ck.get("epoch"),
+            "placeholders": _has_placeholders(run_dir),
+            "training": {**_training_data(run_dir), "best_epoch": ck.get("epoch"),
                          "epochs_run": len(history), "val_loss": ck.get("val_loss"),
                          "split": "by English sentence, seeded; test split in test.tsv"},
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
