@@ -14,7 +14,16 @@ import numpy as np
 import sentencepiece as spm
 
 from .errors import InvalidInput, ModelLoadError, PayloadTooLarge
+from .placeholders import protect, rare_word, restore
 from .runtime import ModelInfo, Runtime
+
+# Guards against degenerate output, applied to every hypothesis (greedy and beam), chosen on FLORES-200 dev
+# (docs/quality.md): no token n-gram of this size is produced a third time, and the output's length in
+# target tokens stays between these multiples of the source's.
+NO_REPEAT_NGRAM = 4
+MAX_REPEATS = 2
+MIN_LENGTH_RATIO = 0.5
+MAX_LENGTH_RATIO = 2.0
 
 
 @dataclass
@@ -38,8 +47,9 @@ class TranslationResult:
 class Translator:
     def __init__(self, model_dir: str | Path, provider: str = "auto", intra_threads: int = 0,
                  inter_threads: int = 1, max_source_tokens: int = 256, max_output_tokens: int = 256,
-                 io_binding: str | bool = "auto", encoder_threads: int = 0):
+                 io_binding: str | bool = "auto", encoder_threads: int = 0, guards: bool = True):
         self.model_dir = Path(model_dir)
+        self.guards = guards        # False: the model's plain search, for parity checks against PyTorch
         self.info = ModelInfo.load(self.model_dir)
         files = self.info.raw["files"]
         try:
@@ -53,6 +63,9 @@ class Translator:
                                encoder_threads=encoder_threads)
         self.max_source_tokens = max_source_tokens
         self.max_output_tokens = max_output_tokens
+        # a model trained with placeholders (model.json "placeholders": true) gets numbers, URLs, e-mails and
+        # rare names as placeholder symbols, and its outputs get them back (service/placeholders.py)
+        self.rare = rare_word(self.sp_src) if self.info.raw.get("placeholders") else None
 
     @property
     def provider(self) -> str:
@@ -62,13 +75,25 @@ class Translator:
     def encode_source(self, text: str) -> list[int]:
         """Subword ids of one source sentence, with end-of-sentence; [] for a text in which the tokenizer finds
         nothing (empty, whitespace, or only characters its normalization drops, such as U+200B or U+FEFF)."""
+        return self.encode_protected(text)[0]
+
+    def encode_protected(self, text: str) -> tuple[list[int], list[str]]:
+        """`encode_source`, and the spans replaced by placeholders (none unless the model has placeholders)."""
         text = " ".join(text.split())
+        spans: list[str] = []
+        if self.rare is not None and text:
+            text, spans = protect(text, self.rare)
         ids = self.sp_src.encode(text) if text else []
-        return ids + [self.info.eos_id] if ids else []
+        return (ids + [self.info.eos_id] if ids else []), spans
 
     def max_length_for(self, n_src: int) -> int:
         """Longest output allowed for a source of n_src tokens (Polish runs ~1.3x English in subwords)."""
-        return min(self.max_output_tokens, 2 * n_src + 10)
+        return min(self.max_output_tokens, int(MAX_LENGTH_RATIO * n_src) + 10)
+
+    def min_length_for(self, n_src: int) -> int:
+        """Shortest output allowed: end-of-sentence is not taken before this many tokens, so a long sentence
+        cannot end half-way (n_src counts the source's end-of-sentence token)."""
+        return int(MIN_LENGTH_RATIO * (n_src - 1)) if self.guards else 0
 
     def warmup(self) -> None:
         """Runs both graphs at a few shapes so the first real request does not pay for initialisation. Runs
@@ -113,13 +138,14 @@ class Translator:
             except UnicodeEncodeError as e:
                 raise InvalidInput(f"text {i} is not valid Unicode: it holds a lone surrogate "
                                    f"U+{ord(text[e.start]):04X} at character {e.start}") from None
-            ids = self.encode_source(text)
+            ids, spans = self.encode_protected(text)
             if len(ids) > self.max_source_tokens:
                 raise PayloadTooLarge(f"text {i} has {len(ids)} subword tokens, which exceeds the limit of "
                                       f"{self.max_source_tokens}")
             if ids:
                 seqs.append(Sequence(ids, beam_size, num_hypotheses, return_attention, length_penalty,
-                                     max_decoding_length or self.max_length_for(len(ids)), tag=i))
+                                     max_decoding_length or self.max_length_for(len(ids)), tag=i,
+                                     min_len=self.min_length_for(len(ids)), spans=spans, block=self.guards))
             else:   # blank texts never reach the model
                 results[i] = TranslationResult([Hypothesis("", 0.0, [], [] if return_attention else None)])
         return results, seqs
@@ -129,9 +155,13 @@ class Sequence:
     """One sentence being decoded with beam k (k = 1 is greedy): it occupies k rows of a DecodeBatch."""
 
     def __init__(self, src_ids: list[int], k: int = 1, nbest: int = 1, want_attn: bool = False,
-                 length_penalty: float = 1.0, max_len: int = 100, tag=None):
+                 length_penalty: float = 1.0, max_len: int = 100, tag=None, min_len: int = 0,
+                 spans: list[str] | None = None, block: bool = True):
+        self.spans = spans or []                                    # protected text, by placeholder slot
+        self.block = block                                          # n-gram repetition block on
         self.src_ids, self.k, self.nbest, self.want_attn = src_ids, k, nbest, want_attn
         self.lp, self.max_len, self.tag = length_penalty, max_len, tag
+        self.min_len = min(min_len, max_len - 1)
         self.t = 0                                                  # decoder steps taken
         self.finished: list[tuple[float, list[int], list | None]] = []
         self.result: TranslationResult | None = None
@@ -205,10 +235,21 @@ class DecodeBatch:
                 continue
             k, o0 = q.k, offset[id(q)]
             q.t += 1
+            early = q.t <= q.min_len             # end-of-sentence not allowed yet
             if k == 1:                           # greedy: plain Python numbers, no per-row numpy work
-                ranked = [(o0, picks[o0], picked[o0])]
+                tok, sc = picks[o0], picked[o0]
+                if (tok == eos and early) or (q.block and _repeats(self.toks[o0], tok)):
+                    tok = self._next_best(logp[o0], self.toks[o0], eos if early else -1, q.block)
+                    sc = float(self.score[o0] + logp[o0, tok])
+                ranked = [(o0, tok, sc)]
             else:
-                cand = (self.score[o0:o0 + k, None] + logp[o0:o0 + k]).ravel()   # (k*V,)
+                block = logp[o0:o0 + k]
+                bans = [(r, t) for r in range(k) for t in _banned(self.toks[o0 + r])] if q.block else []
+                bans += [(r, eos) for r in range(k)] if early else []
+                if bans:                         # banned continuations never rank (k rows always stay alive)
+                    block = block.copy()
+                    block[[r for r, _ in bans], [t for _, t in bans]] = -np.inf
+                cand = (self.score[o0:o0 + k, None] + block).ravel()   # (k*V,)
                 top = np.argpartition(-cand, 2 * k)[:2 * k]
                 top = top[np.argsort(-cand[top])]
                 ranked = [(o0 + c // V, c % V, sc) for c, sc in zip(top.tolist(), cand[top].tolist())]
@@ -248,6 +289,14 @@ class DecodeBatch:
         self.y = np.array(new_tok, dtype=np.int64)
         self.rows = len(origins)
         return done
+
+    @staticmethod
+    def _next_best(row: np.ndarray, toks: list[int], banned: int, block: bool = True) -> int:
+        """The most probable token of this row that neither is `banned` nor repeats an n-gram too often."""
+        for tok in np.argsort(-row).tolist():
+            if tok != banned and not (block and _repeats(toks, tok)):
+                return tok
+        return int(row.argmax())
 
     def _layout(self, keep: list[Sequence]) -> list[Sequence]:
         """The row order after the sequences not in `keep` leave: the last kept sequences move into the rows
@@ -307,9 +356,43 @@ class DecodeBatch:
     def _finish(self, q: Sequence) -> None:
         sp, n = self.tr.sp_tgt, len(q.src_ids)
         best = sorted(q.finished, key=lambda h: -h[0])[:q.nbest]
-        hyps = [Hypothesis(sp.decode(p), s, [sp.id_to_piece(x) for x in p],
+        hyps = [Hypothesis(restore(sp.decode(p), q.spans) if q.spans else sp.decode(p), s,
+                           [sp.id_to_piece(x) for x in p],
                            [row[:n].tolist() for row in att] if att is not None else None) for s, p, att in best]
         q.result = TranslationResult(hyps, [self.tr.sp_src.id_to_piece(x) for x in q.src_ids])
+
+
+def _repeats(toks: list[int], tok: int, n: int = NO_REPEAT_NGRAM, limit: int = MAX_REPEATS) -> bool:
+    """Would appending tok produce an n-gram that toks already holds `limit` times? (list.index runs in C and
+    only visits earlier occurrences of tok, so this costs little per step.)"""
+    if len(toks) < n + limit - 1:            # too short to hold `limit` earlier copies (they may overlap)
+        return False
+    head, found, i = toks[len(toks) - n + 1:], 0, n - 2
+    while True:
+        try:
+            i = toks.index(tok, i + 1)
+        except ValueError:
+            return False
+        if toks[i - n + 1:i] == head:
+            found += 1
+            if found >= limit:
+                return True
+
+
+def _banned(toks: list[int], n: int = NO_REPEAT_NGRAM, limit: int = MAX_REPEATS) -> list[int]:
+    """Every token that `_repeats` would refuse after toks (for beam rows, which rank all tokens at once)."""
+    if len(toks) < n + limit - 1:
+        return []
+    head, after, i = toks[len(toks) - n + 1:], {}, -1
+    while True:
+        try:
+            i = toks.index(head[0], i + 1)
+        except ValueError:
+            break
+        if i + n - 1 < len(toks) and toks[i:i + n - 1] == head:
+            t = toks[i + n - 1]
+            after[t] = after.get(t, 0) + 1
+    return [t for t, c in after.items() if c >= limit]
 
 
 def _append(xs: list, x) -> list:

@@ -13,7 +13,8 @@ SENTENCES = ["How are you?", "I see a cat.", "We have the book too.", "Where is 
              "They like a dog.", "You have the car too.", "It's raining.", "Help me!", "I don't know."]
 
 
-def test_greedy_equals_torch_reference_and_beam_one(run_dir, translator):
+def test_greedy_equals_torch_reference_and_beam_one(run_dir, model_dir):
+    translator = Translator(model_dir, provider="cpu", guards=False)   # the model's own search, as PyTorch's
     model, _ = onnx_export.load_checkpoint(run_dir)
     for s in SENTENCES:
         ids = translator.encode_source(s)
@@ -163,3 +164,48 @@ def test_an_encoded_group_split_in_two_decodes_as_if_alone(translator):
         batch.step()
     for q in seqs:
         assert q.result.text == translator.translate_batch([q.tag], beam_size=q.k)[0].text
+
+
+def test_repetition_guard_counts_overlapping_and_separate_ngrams():
+    from service.translator import _banned, _repeats
+    assert not _repeats([5, 5, 5, 5], 5)            # 'aaaa' once so far: a second copy is allowed
+    assert _repeats([5, 5, 5, 5, 5], 5)             # 'aaaa' twice (overlapping): a third is blocked
+    loop = [1, 2, 3, 4, 9, 1, 2, 3, 4, 9, 1, 2, 3]
+    assert _repeats(loop, 4) and not _repeats(loop, 7)
+    assert not _repeats([1, 2, 3, 4, 1, 2, 3], 4)   # a second copy of 1 2 3 4 is fine
+    for toks in ([5, 5, 5, 5, 5], loop, [1, 2, 3, 4, 1, 2, 3], [7, 8, 9, 1, 2, 3, 4, 1, 2, 3, 5, 1, 2, 3]):
+        assert _banned(toks) == [t for t in range(10) if _repeats(toks, t)]
+
+
+def test_placeholder_models_get_protected_spans_back(model_dir):
+    """A model trained with placeholders (model.json "placeholders": true) sees ⟦i⟧ instead of numbers, URLs and
+    e-mails, and every span comes back in the output, whether the model placed its placeholder or not."""
+    tr = Translator(model_dir, provider="cpu")
+    assert tr.rare is None                                      # the fixture model has no placeholders
+    tr.rare = lambda word: False                                # as a placeholder model is loaded: numbers etc.
+    ids, spans = tr.encode_protected("I see 42 cats at https://example.org now.")
+    assert spans == ["42", "https://example.org"]
+    for beam in (1, 3):
+        out = tr.translate_batch(["I see 42 cats at https://example.org now.", "I see 7 dogs."], beam_size=beam)
+        assert "42" in out[0].text and "https://example.org" in out[0].text and "7" in out[1].text
+        assert not any("⟦" in r.text for r in out)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_guards_hold_length_and_block_loops(model_dir, monkeypatch, beam):
+    """Forced to write far longer than it wants (minimum 3x the source), the tiny model would loop; the
+    repetition block keeps every token 4-gram to at most two copies, in greedy and beam search alike."""
+    from collections import Counter
+
+    import service.translator as T
+
+    monkeypatch.setattr(T, "MIN_LENGTH_RATIO", 3.0)
+    monkeypatch.setattr(T, "MAX_LENGTH_RATIO", 4.0)
+    tr = Translator(model_dir, provider="cpu")
+    for r, s in zip(tr.translate_batch(SENTENCES, beam_size=beam), SENTENCES):
+        n = len(tr.encode_source(s))
+        ids = [tr.sp_tgt.piece_to_id(p) for p in r.hypotheses[0].tokens]
+        assert len(ids) >= min(3 * (n - 1), tr.max_length_for(n) - 1)
+        assert max(Counter(tuple(ids[i:i + 4]) for i in range(len(ids) - 3)).values()) <= 2
+    plain = Translator(model_dir, provider="cpu", guards=False).translate_batch(SENTENCES, beam_size=beam)
+    assert any(len(p.hypotheses[0].tokens) < 3 * (len(tr.encode_source(s)) - 1) for p, s in zip(plain, SENTENCES))
