@@ -201,7 +201,8 @@ def run(args) -> Path:
             break
         t0, seen_tokens, total = time.time(), 0, 0.0
         if partial:
-            batches, first, total, seen_tokens = partial["batches"], partial["pos"], partial["total"], 0
+            batches, first, total = partial["batches"], partial["pos"], partial["total"]
+            seen_tokens = partial.get("tokens", 0)
             rng.setstate(partial["rng"])
             t0 -= partial["seconds"]
         else:
@@ -227,7 +228,7 @@ def run(args) -> Path:
                     bar.set_postfix(loss=f"{total / (i + 1):.3f}", tok_s=f"{seen_tokens / (time.time() - t0):.0f}")
             if time.time() - last_save > args.save_minutes * 60:
                 save(epoch - 1, {"batches": batches, "pos": i + 1, "total": total, "rng": rng.getstate(),
-                                 "seconds": time.time() - t0})
+                                 "seconds": time.time() - t0, "tokens": seen_tokens})
                 last_save = time.time()
         if bar is not None:
             bar.close()
