@@ -204,7 +204,7 @@ lb_up() { curl -sS --fail "$STATS/stats;csv" | awk -F, '$1 == "translators" && $
 wait_lb_up() {     # wait_lb_up N: HAProxy's health checks see N replicas UP
   local i
   for i in $(seq 60); do [ "$(lb_up 2>/dev/null)" = "$1" ] && { note "HAProxy: $1 replicas UP"; return 0; }; sleep 0.5; done
-  curl -sS "$STATS/stats;csv" | cut -d, -f1,2,18,19 | head -n 12; die "HAProxy does not see $1 replicas UP"
+  curl -sS "$STATS/stats;csv" | cut -d, -f1,2,18,19 | sed -n 1,12p; die "HAProxy does not see $1 replicas UP"
 }
 
 step "docker-compose up -d --scale translator=$REPLICAS translator lb prometheus"
@@ -213,7 +213,7 @@ compose up -d --no-build --scale translator=$REPLICAS translator lb prometheus
 for c in $(replicas); do wait_healthy "$c"; done
 remember
 compose ps
-c1=$(replicas | head -n 1)
+c1=$(replicas | sed -n 1p)
 echo "replica limits: NanoCpus=$(docker inspect -f '{{.HostConfig.NanoCpus}}' "$c1") Memory=$(docker inspect -f '{{.HostConfig.Memory}}' "$c1") ReadonlyRootfs=$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$c1")"
 wait_lb_up $REPLICAS
 
@@ -261,13 +261,14 @@ for c in $(replicas); do
 done
 
 step "rolling model update to $v2_version: add a v2 replica, wait healthy, drain and remove an old one (x$REPLICAS)"
-old=$(replicas)
+old=$(replicas); added=""
 export TRANSLATOR_IMAGE=$V2_IMAGE
 for c in $old; do
   compose up -d --no-build --no-deps --no-recreate --scale translator=$(( REPLICAS + 1 )) translator 2>&1 | grep -v 'is up-to-date' || true
-  new=$(comm -13 <(echo "$old" | sort) <(replicas | sort) | while read -r x; do
-          [ "$(docker inspect -f '{{.Config.Image}}' "$x")" = "$V2_IMAGE" ] && [ "$(docker inspect -f '{{.State.Health.Status}}' "$x")" != healthy ] && echo "$x"; done | head -n 1)
-  [ -n "$new" ] || die "docker-compose did not add a $V2_IMAGE replica"
+  new=$(comm -13 <(printf '%s\n' $old $added | sort) <(replicas | sort))     # the container just added
+  added="$added $new"
+  [ "$(echo "$new" | wc -w)" = 1 ] && [ "$(docker inspect -f '{{.Config.Image}}' "$new")" = "$V2_IMAGE" ] \
+    || die "docker-compose did not add one $V2_IMAGE replica (new: ${new:-none})"
   note "added $(name_of "$new") ($V2_IMAGE)"
   wait_healthy "$new"
   remember
