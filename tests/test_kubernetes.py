@@ -6,9 +6,9 @@
   Kubernetes versions named in K8S_VERSIONS; the ServiceMonitor and the ScaledObject pass the JSON schemas of their
   CRDs kept in deploy/kubernetes/crds/ (source and version in each file and in generate.py there);
 - invariants: the grace period outlasts the drain, the probes' paths answer 200 on a real service started with
-  the ConfigMap's settings, the HPA's metric is built from gauges that service really exports (and the adapter's
-  and KEDA's queries return it from a real Prometheus scraping that service), the thread settings follow the
-  CPU limit, selectors and port names line up.
+  the ConfigMap's settings, the HPA's metrics are built from series that service really exports (the in-flight
+  one from two gauges), and the adapter's and KEDA's queries return them from a real Prometheus scraping that
+  service; the thread settings follow the CPU limit; selectors and port names line up.
 No cluster runs here (no kubelet, kind or k3s): what only a cluster shows is listed in docs/scaling.md.
 """
 from __future__ import annotations
@@ -271,53 +271,62 @@ def test_gpu_overlay():
         one(cpu, "Deployment")["spec"]["template"]["spec"]
 
 
-def adapter_rule() -> dict:
-    (rule,) = yaml.safe_load(ADAPTER_RULES.read_text())["rules"]
-    return rule
+def adapter_rules() -> dict[str, dict]:
+    """The prometheus-adapter rules by the custom metric each serves."""
+    return {r["name"]["as"]: r for r in yaml.safe_load(ADAPTER_RULES.read_text())["rules"]}
+
+
+IN_FLIGHT, RATE = "translator_sentences_in_flight", "translator_sentences_per_second"
 
 
 def series_in(query: str) -> set[str]:
     return set(re.findall(r"\b(translator_[a-z_]+)\s*\{", query))
 
 
+def hpa_targets(hpa: dict) -> dict[str, float]:
+    assert all(m["type"] == "Pods" and m["pods"]["target"]["type"] == "AverageValue" for m in hpa["metrics"])
+    return {m["pods"]["metric"]["name"]: float(m["pods"]["target"]["averageValue"]) for m in hpa["metrics"]}
+
+
 @pytest.mark.parametrize("overlay", ["cpu", "gpu"])
 def test_hpa(overlay):
-    """The HPA scales its Deployment on the adapter rule's metric, with the behaviour docs/scaling.md argues for."""
+    """The HPA scales its Deployment on the adapter rules' metrics, with the behaviour docs/scaling.md argues for."""
     objs = render(overlay)
     hpa = one(objs, "HorizontalPodAutoscaler")["spec"]
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                      "name": one(objs, "Deployment")["metadata"]["name"]}
-    (metric,) = hpa["metrics"]
-    assert metric["type"] == "Pods" and metric["pods"]["target"]["type"] == "AverageValue"
-    assert metric["pods"]["metric"]["name"] == adapter_rule()["name"]["as"]
-    assert float(metric["pods"]["target"]["averageValue"]) > 0
+    targets = hpa_targets(hpa)
+    assert set(targets) == set(adapter_rules()) == {IN_FLIGHT, RATE}
+    assert all(v > 0 for v in targets.values())
     assert hpa["minReplicas"] >= 2 and hpa["maxReplicas"] > hpa["minReplicas"]
     assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 180
     assert hpa["behavior"]["scaleUp"]["stabilizationWindowSeconds"] < hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"]
 
 
 def test_keda_matches_the_hpa():
-    """The ScaledObject is the same autoscaler: same target value, bounds, behaviour, series and namespace."""
+    """The ScaledObject is the same autoscaler: same targets, bounds, behaviour, series and namespace."""
     hpa = one(render("cpu"), "HorizontalPodAutoscaler")["spec"]
     objs = render("cpu-keda")
     so = one(objs, "ScaledObject")["spec"]
-    (trigger,) = so["triggers"]
-    assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
-    assert float(trigger["metadata"]["threshold"]) == float(hpa["metrics"][0]["pods"]["target"]["averageValue"])
     assert (so["minReplicaCount"], so["maxReplicaCount"]) == (hpa["minReplicas"], hpa["maxReplicas"])
     assert so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == hpa["behavior"]
     assert so["scaleTargetRef"]["name"] == one(objs, "Deployment")["metadata"]["name"]
-    query = trigger["metadata"]["query"]
-    assert series_in(query) == series_in(adapter_rule()["metricsQuery"])
     namespace = one(objs, "Deployment")["metadata"]["namespace"]
-    assert set(re.findall(r'namespace="([^"]*)"', query)) == {namespace}
+    targets, rules = hpa_targets(hpa), adapter_rules()
+    assert len(so["triggers"]) == len(targets)
+    for trigger in so["triggers"]:
+        assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
+        query = trigger["metadata"]["query"]
+        (metric,) = [m for m, r in rules.items() if series_in(r["metricsQuery"]) == series_in(query)]
+        assert float(trigger["metadata"]["threshold"]) == targets[metric]
+        assert set(re.findall(r'namespace="([^"]*)"', query)) == {namespace}
 
 
 def test_probes_metric_and_settings_on_a_real_service(model_dir, start_server, tmp_path):
     """A real `python -m service` with the rendered ConfigMap's settings, the thread count of the CPU limit and an
-    API key file: the probe paths answer 200 although keys are required; every series of the HPA's metric is a
-    gauge on /metrics; and the adapter rule's query and KEDA's query, run by a real Prometheus that scrapes the
-    service with the labels the ServiceMonitor gives (namespace, pod), return the metric for that pod."""
+    API key file: the probe paths answer 200 although keys are required; both series of the in-flight metric are
+    gauges on /metrics; and the adapter rules' queries and KEDA's, run by a real Prometheus that scrapes the
+    service with the labels the ServiceMonitor gives (namespace, pod), return the metrics for that pod."""
     objs = render("cpu")
     c = container(objs)
     keys = tmp_path / "api-keys"
@@ -337,10 +346,11 @@ def test_probes_metric_and_settings_on_a_real_service(model_dir, start_server, t
     assert r.status_code == 200
     text = httpx.get(server.url + one(objs, "ServiceMonitor")["spec"]["endpoints"][0]["path"], timeout=10).text
     gauges = {name for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M) if kind == "gauge"}
-    rule = adapter_rule()
-    series = series_in(rule["metricsQuery"])
+    rules = adapter_rules()
+    series = series_in(rules[IN_FLIGHT]["metricsQuery"])
     assert len(series) == 2 and series <= gauges, f"{sorted(series - gauges)} are not gauges on /metrics"
-    assert series_in(rule["seriesQuery"]) <= exposition_names(text)
+    for rule in rules.values():
+        assert series_in(rule["seriesQuery"]) | series_in(rule["metricsQuery"]) <= exposition_names(text)
 
     # a real Prometheus evaluates both queries on the scraped series
     namespace, pod = one(objs, "Deployment")["metadata"]["namespace"], "translator-0"
@@ -359,23 +369,30 @@ def test_probes_metric_and_settings_on_a_real_service(model_dir, start_server, t
         assert body["status"] == "success", f"{q}: {body}"
         return body["data"]["result"]
 
-    adapter_query = (rule["metricsQuery"].replace("<<.GroupBy>>", "namespace,pod")
-                     .replace("<<.LabelMatchers>>", f'namespace="{namespace}",pod=~"{pod}"'))
-    keda_query = one(render("cpu-keda"), "ScaledObject")["spec"]["triggers"][0]["metadata"]["query"]
+    adapter_queries = [(r["metricsQuery"].replace("<<.GroupBy>>", "namespace,pod")
+                        .replace("<<.LabelMatchers>>", f'namespace="{namespace}",pod=~"{pod}"'), r["seriesQuery"])
+                       for r in rules.values()]
+    keda_queries = [t["metadata"]["query"] for t in one(render("cpu-keda"), "ScaledObject")["spec"]["triggers"]]
     try:
-        deadline, adapter, keda = time.time() + 60, [], []
-        while time.time() < deadline and not (adapter and keda):
+        # one more request while Prometheus scrapes, so that the rate has something to count
+        httpx.post(server.url + "/translate", json={"q": "We like the book."}, timeout=30,
+                   headers={"Authorization": "Bearer k8s-test-key"}).raise_for_status()
+        deadline, results = time.time() + 60, []
+        while time.time() < deadline and not (results and all(results)):
             assert proc.poll() is None, f"prometheus exited:\n{proc.stdout.read()}"
             try:
-                adapter, keda = query(adapter_query), query(keda_query)
+                results = [query(q) for q, _ in adapter_queries] + [query(q) for q in keda_queries]
             except (httpx.TransportError, ValueError):       # not up yet
                 pass
             time.sleep(0.5)
-        assert adapter, f"no result for the adapter's query after 60 s: {adapter_query}"
-        assert adapter[0]["metric"] == {"namespace": namespace, "pod": pod}
-        assert keda and math.isfinite(float(keda[0]["value"][1])) and float(adapter[0]["value"][1]) >= 0
-        # the series query the adapter discovers metrics with finds this pod's series
-        assert query(rule["seriesQuery"])[0]["metric"]["pod"] == pod
+        assert results and all(results), f"a query without result after 60 s: {adapter_queries} {keda_queries}"
+        for (q, series_query), result in zip(adapter_queries, results):
+            assert result[0]["metric"] == {"namespace": namespace, "pod": pod}, q
+            assert math.isfinite(float(result[0]["value"][1])) and float(result[0]["value"][1]) >= 0, q
+            # the series query the adapter discovers metrics with finds this pod's series
+            assert query(series_query)[0]["metric"]["pod"] == pod
+        for result in results[len(adapter_queries):]:
+            assert math.isfinite(float(result[0]["value"][1]))
     finally:
         proc.terminate()
         try:
