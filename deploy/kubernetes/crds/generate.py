@@ -6,12 +6,12 @@ GitHub: only package registries are reachable here). Run it in a throw-away virt
     /tmp/crdgen/bin/python deploy/kubernetes/crds/generate.py
 
 The cloudcoil model packages are generated (by cloudcoil-model-codegen) from the upstream projects' CRD
-manifests, their version naming the upstream release: prometheus-operator v0.80.1 and KEDA v2.16.1 (the newest
-releases installable on Python 3.11; later ones need Python 3.14). Each model's pydantic JSON schema keeps the
-CRD's field names, types, enums, patterns and required fields; what it adds is `null` as an allowed value of
-optional fields (the API server would drop a null). tests/test_kubernetes.py validates the rendered
-ServiceMonitor and ScaledObject against these files, with unknown fields rejected as `kubectl apply`'s default
-server-side field validation (Strict) would.
+manifests, their version naming the upstream release: prometheus-operator v0.80.1 and KEDA v2.16.1, the newest
+installable on Python 3.11 (cloudcoil-models-keda 2.20.2.x, for one, needs Python >= 3.14). Each model's pydantic
+JSON schema keeps the CRD's field names, types, enums, patterns, bounds and required fields; what it adds is
+`null` as an allowed value of optional fields (the API server would drop a null). tests/test_kubernetes.py
+validates the rendered ServiceMonitor and ScaledObject against these files, with unknown fields rejected as
+`kubectl apply`'s default server-side field validation (Strict) would.
 """
 from __future__ import annotations
 
