@@ -6,7 +6,7 @@ DATA   ?= ../shared/data/eng-pol.tsv
 RUN    ?= runs/eng-pol
 MODEL  ?= models/eng-pol
 
-.PHONY: serve test train export export-fp32 evaluate bench bench-gpu clean load soak compose-test
+.PHONY: serve test train export export-fp32 evaluate bench bench-gpu clean load soak compose-test compose-scale-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -93,3 +93,10 @@ soak: $(VENV)/.load
 ## `load` profile briefly, tears down (deploy/compose_test.sh; a recorded run: docs/compose-test.log)
 compose-test: | $(PY)
 	bash deploy/compose_test.sh
+
+## deploy/compose.scale.yml brought up for real, offline (needs root; starts Debian's Docker engine if none runs):
+## 2 translator replicas behind HAProxy, Locust load through it while the replicas restart one at a time and then
+## roll to a new model version; passes with zero failed requests, traffic on every replica and the dashboard's
+## queries summing across them (deploy/compose_scale_test.sh; a recorded run: docs/compose-scale-test.log)
+compose-scale-test: $(VENV)/.load
+	bash deploy/compose_scale_test.sh

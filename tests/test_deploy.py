@@ -263,3 +263,50 @@ def test_prometheus_scrapes_the_service(model_dir, start_server, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# -- replicas behind a load balancer (deploy/compose.scale.yml; brought up by `make compose-scale-test`) ---------
+SCALE = REPO / "deploy" / "compose.scale.yml"
+HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
+PROM_SCALE = REPO / "monitoring" / "prometheus-scale.yml"
+
+
+def test_scale_compose_config_is_valid():
+    r = run(tool("docker-compose"), "-f", str(SCALE), "config", "-q")
+    assert r.returncode == 0, f"docker-compose -f deploy/compose.scale.yml config -q:\n{r.stdout}{r.stderr}"
+
+
+def test_scale_compose_services():
+    """Replicas publish no port (clients go through the LB), drain before Docker's SIGKILL, are health-checked
+    on /health/ready; HAProxy and Prometheus find them by the service's DNS name."""
+    svc = yaml.safe_load(SCALE.read_text())["services"]
+    assert set(svc) == {"translator", "lb", "prometheus", "grafana"}
+    t = svc["translator"]
+    assert "ports" not in t and int(default_of(t["deploy"]["replicas"])) >= 2
+    env = {k: default_of(v) for k, v in t["environment"].items()}
+    assert seconds(t["stop_grace_period"]) > float(env["TRANSLATOR_SHUTDOWN_DRAIN_S"]) + float(env["TRANSLATOR_SHUTDOWN_GRACE_S"])
+    assert env["TRANSLATOR_INTRA_THREADS"] == default_of(t["deploy"]["resources"]["limits"]["cpus"])
+    assert "/health/ready" in " ".join(t["healthcheck"]["test"]) and t["read_only"] is True
+    assert "./haproxy.cfg:/etc/haproxy/haproxy.cfg:ro" in svc["lb"]["volumes"]
+    assert "../monitoring/prometheus-scale.yml:/etc/prometheus/prometheus.yml:ro" in svc["prometheus"]["volumes"]
+    cfg = HAPROXY_CFG.read_text()
+    assert re.search(r"^\s*server-template \S+ \d+-\d+ translator:8000\b", cfg, re.M)
+    retry_on = re.search(r"^\s*retry-on (.+)$", cfg, re.M).group(1).split()
+    assert {"503", "conn-failure"} <= set(retry_on)
+    assert re.search(r"^\s*option redispatch", cfg, re.M) and re.search(r"^\s*option httpchk GET /health/ready", cfg, re.M)
+    timeout_server = re.search(r"^\s*timeout server (\d+)s", cfg, re.M).group(1)
+    from service.settings import Settings
+    assert int(timeout_server) > float(default_of(t["environment"]["TRANSLATOR_REQUEST_TIMEOUT_S"])) == Settings().request_timeout_s
+    (job,) = [j for j in yaml.safe_load(PROM_SCALE.read_text())["scrape_configs"] if j["job_name"] == "translator"]
+    assert job["dns_sd_configs"] == [{"names": ["translator"], "type": "A", "port": 8000, "refresh_interval": "5s"}]
+
+
+def test_haproxy_config_is_valid(tmp_path):
+    """HAProxy itself parses the config (the resolvers' nameserver is Docker's, unreachable here: a parse check)."""
+    r = run(tool("haproxy"), "-c", "-f", str(HAPROXY_CFG))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_promtool_check_scale_config():
+    r = run(tool("promtool"), "check", "config", str(PROM_SCALE))
+    assert r.returncode == 0, r.stdout + r.stderr
