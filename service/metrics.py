@@ -2,8 +2,8 @@
 
 Module-level objects on prometheus_client's default registry: importing this module again, or creating
 several apps in one process (the tests do), reuses them. Litestar's own HTTP metrics (`litestar_*`, paths
-grouped by route template, every route but /translate, which mostly bypasses Litestar (app.TranslatorApp) and is
-counted by translator_requests_total and translator_request_duration_seconds) come from `prometheus_config`; `GET /metrics` is `PrometheusController`.
+grouped by route template, every route but /translate, which is counted by translator_requests_total and
+translator_request_duration_seconds) come from `prometheus_config`; `GET /metrics` is `PrometheusController`.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ ENV_PREFIX = "TRANSLATOR_"
 PROVIDERS = ("auto", "cpu", "cuda")
 IO_BINDING = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-ON_OFF = ("fast_path", "engine_process", "hold_early_retries")   # the settings that are on | off
+ON_OFF = ("engine_process", "hold_early_retries")   # the settings that are on | off
 SECRETS = ("api_keys", "metrics_token")          # never echoed by --help
 
 
@@ -111,9 +111,6 @@ class Settings:
     cors_origins: str = ""
     """TRANSLATOR_CORS_ORIGINS: comma-separated origins allowed to call the API from a browser (`*` for any);
     empty = CORS off (browsers allow same-origin pages only, like the demo page at /)."""
-    fast_path: str = "on"
-    """TRANSLATOR_FAST_PATH: on | off. On: common POST /translate requests skip Litestar's routing and middleware
-    (~1 ms of CPU per request here; service/app.py TranslatorApp has the measurement); answers are the same."""
     engine_process: str = "on"
     """TRANSLATOR_ENGINE_PROCESS: on | off. On: the batching engine (model runs and their per-step Python) runs in
     a process of its own, so HTTP work never holds the GIL the decoder needs (service/engine_process.py has the
