@@ -18,7 +18,7 @@ from typing import Annotated, Any, AsyncIterator, Coroutine, TypeVar
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, TooManyRequestsException, ValidationException
@@ -33,17 +33,12 @@ from .openapi import (MODELS_RESPONSES, PLAIN_RESPONSES, READY_RESPONSES, TRANSL
 from .errors import (ClientClosedRequest, Forbidden, InvalidInput, Overloaded, PayloadTooLarge, RateLimited, TimedOut,
                      TranslatorError, Unauthorized)
 from .demo import demo_page
-from .engine import Engine
+from .engine_client import LocalEngine, Model, TranslationEngine
 from .engine_process import ProcessEngine
 from .heatmap import attention_of
 from .settings import Settings
 from .shutdown import drain_on_sigterm, uvicorn_server
 from .translator import Hypothesis, TranslationResult, Translator, load_translator
-
-# Engine or ProcessEngine (one interface); Translator or engine_process.ModelFacts (info.raw, provider). Any, as
-# dependency types: Litestar checks injected values against the annotation.
-AnyEngine = Any
-AnyModel = Any
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +120,7 @@ def _response(q: str | list[str], results: list[TranslationResult], alternatives
 
 
 # -- handlers ----------------------------------------------------------------------------------------
-async def _translate(data: TranslateRequest, header_key: str | None, engine: Engine, settings: Settings, auth: "Auth",
+async def _translate(data: TranslateRequest, header_key: str | None, engine: TranslationEngine, settings: Settings, auth: "Auth",
                      receive: Receive) -> TranslateResponse:
     """What POST /translate does with a parsed body, on both paths: the key before anything reaches the model,
     the limits, then the engine under the request's deadline."""
@@ -141,7 +136,7 @@ WATCH_AFTER_S = 0.05   # a request still running after this long starts watching
 
 async def _until_deadline(receive: Receive, work: Coroutine[Any, Any, T], timeout: float) -> T:
     """Awaits `work` unless the deadline passes (504) or the client disconnects first; either way the work is
-    cancelled, which takes its sentences out of the queue and the batch (Engine.submit). Most requests end in
+    cancelled, which takes its sentences out of the queue and the batch (EngineClient.submit). Most requests end in
     a few ms, so the disconnect watcher (a task reading ASGI messages) starts only for those still running
     after WATCH_AFTER_S: one per request cost ~0.6 ms of the ~5 ms a one-client request takes here."""
     task = asyncio.ensure_future(work)
@@ -297,7 +292,10 @@ def ready(state: State) -> Response[dict[str, str]]:
 
 
 @get("/v1/models", sync_to_thread=False, responses=MODELS_RESPONSES, operation_class=DocumentedOperation)
-def models(translator: NamedDependency[AnyModel]) -> dict[str, Any]:
+def models(state: State) -> dict[str, Any]:
+    if state.get("translator") is None:
+        raise Overloaded("the model is not loaded yet; retry shortly")
+    translator: Model = state.translator
     raw, arch = translator.info.raw, translator.info.raw.get("architecture", {})
     return {"models": [{
         "name": raw.get("name"), "version": raw.get("version"), "task": raw.get("task"),
@@ -444,7 +442,7 @@ async def admit(request: Request) -> ASGIApp | None:
     return None
 
 
-def ready_engine(state: State) -> AnyEngine:
+def ready_engine(state: State) -> TranslationEngine:
     """The engine, once the model is loaded and until shutdown begins; 503 otherwise."""
     if not state.get("ready"):
         raise Overloaded("the model is not ready yet (loading or shutting down); retry shortly")
@@ -499,46 +497,42 @@ def _engine_lost(state: State, server: Any) -> None:
 
 
 def create_app(settings: Settings, translator: Translator | None = None,
-               engine_process: ProcessEngine | None = None) -> Litestar:
+               engine: ProcessEngine | None = None) -> Litestar:
     """The app. With a `translator` (tests, embedding) the engine runs in threads of this process; otherwise it
-    runs in its own process when settings.engine_process is on (`engine_process`: one already launched, as
-    `python -m service` does so that a bad model stops it before the port is bound), else in threads."""
+    runs in its own process when settings.engine_process is on (`engine`: one already launched, as `python -m
+    service` does so that a bad model stops it before the port is bound), else in threads."""
     auth = Auth(settings.keys())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if app.state.translator is None and settings.engine_process == "on":
-            engine = engine_process or ProcessEngine(settings)
-            if not engine.launched:
-                await asyncio.to_thread(engine.launch)
-            engine.start()
+        placement: TranslationEngine
+        if app.state.translator is None and (engine is not None or settings.engine_process == "on"):
+            placement = process = engine or ProcessEngine(settings)
+            if not process.launched:
+                await asyncio.to_thread(process.launch)
+            process.start()
             server = uvicorn_server()        # now, before drain_on_sigterm puts its own SIGTERM handler in
-            engine.on_exit = lambda: _engine_lost(app.state, server)
-            tr, where = engine.model, f"process {os.getpid()}, engine process {engine.pid}"
+            process.on_exit = lambda: _engine_lost(app.state, server)
+            where = f"process {os.getpid()}, engine process {process.pid}"
             if settings.http_nice:          # this thread (the event loop) only; the engine keeps its priority
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), settings.http_nice)
         else:
             tr = app.state.translator or await asyncio.to_thread(load_translator, settings)
             await asyncio.to_thread(tr.warmup)
-            engine = Engine(tr, max_batch=settings.max_batch, max_queue=settings.max_queue,
-                            mode=settings.batching, batch_wait_ms=settings.batch_wait_ms)
-            engine.start()
+            placement = LocalEngine(tr, max_batch=settings.max_batch, max_queue=settings.max_queue)
+            placement.start()
             where = f"process {os.getpid()}"
-        app.state.translator, app.state.engine, app.state.ready = tr, engine, True
-        drain_on_sigterm(app.state, engine, settings)
+        tr = placement.model
+        app.state.translator, app.state.engine, app.state.ready = tr, placement, True
+        drain_on_sigterm(app.state, placement, settings)
         log.info("model %s %s ready on %s (%s)", tr.info.raw.get("name"), tr.info.raw.get("version"),
                  tr.provider, where)
         try:
             yield
         finally:
             app.state.ready = False
-            await engine.stop(timeout=settings.shutdown_grace_s)
+            await placement.stop(timeout=settings.shutdown_grace_s)
             metrics.process_exited()
-
-    def provide_translator(state: State) -> Translator:
-        if state.get("translator") is None:
-            raise Overloaded("the model is not loaded yet; retry shortly")
-        return state.translator
 
     def metrics_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         header = connection.headers.get("authorization", "")
@@ -563,7 +557,6 @@ def create_app(settings: Settings, translator: Translator | None = None,
         lifespan=[lifespan],
         state=State({"translator": translator, "engine": None, "ready": False, "settings": settings, "auth": auth,
                      "early_retries": EarlyRetries() if settings.hold_early_retries == "on" else None}),
-        dependencies={"translator": Provide(provide_translator, sync_to_thread=False)},
         exception_handlers={Exception: error_response},
         middleware=middleware,
         cors_config=CORSConfig(allow_origins=origins, allow_methods=["GET", "POST"]) if origins else None,

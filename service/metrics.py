@@ -52,6 +52,40 @@ INFERENCE_DURATION.labels(stage="encode")
 INFERENCE_DURATION.labels(stage="decode")   # exported from the start: dashboards see zeros, not gaps
 
 
+class EngineRecorder:
+    """The engine's metrics (engine.Recorder) on this process's registry: the engine in threads records through
+    it, and the engine process's records (messages.MetricsUpdate) are applied through it."""
+
+    METRICS = {"queue_duration": QUEUE_DURATION, "input_tokens": INPUT_TOKENS, "inference_duration": INFERENCE_DURATION,
+               "batch_size": BATCH_SIZE, "generated_tokens": GENERATED_TOKENS, "active_sequences": ACTIVE_SEQUENCES,
+               "engine_rss": ENGINE_RSS}
+
+    def __init__(self) -> None:
+        self._children: dict = {}        # (name, stage) -> the metric or its child, looked up once (once a step)
+
+    def _metric(self, name: str, stage: str):
+        m = self._children.get((name, stage))
+        if m is None:
+            m = self.METRICS[name]
+            m = self._children[(name, stage)] = m.labels(stage=stage) if stage else m
+        return m
+
+    def observe(self, name: str, value: float, stage: str = "") -> None:
+        self._metric(name, stage).observe(value)
+
+    def set(self, name: str, value: float) -> None:
+        self._metric(name, "").set(value)
+
+    def apply(self, update) -> None:
+        for name, value in update.gauges.items():
+            self.set(name, value)
+        for name, stage, value in update.observations:
+            self.observe(name, value, stage)
+
+
+ENGINE = EngineRecorder()
+
+
 
 def process_exited() -> None:
     """With several workers (PROMETHEUS_MULTIPROC_DIR set), drop this process's live gauges from the sums."""

@@ -55,11 +55,6 @@ class Settings:
     1 means no cross-request batching at all. 64: on 2 cores the engine kept full gives about the same
     sentences/s at 16, 32 and 64 rows (978, 999, 955/s in docs/benchmarks/, within noise), and 64 rows let
     beam-3 traffic (3 rows a sentence) and bursts of 64 clients into the batch instead of the queue."""
-    batching: str = "continuous"
-    """TRANSLATOR_BATCHING: continuous (admit and retire sentences every decoder step) | static (Triton-style
-    request-level batching: gather up to max_batch rows or wait batch_wait_ms, decode to completion)."""
-    batch_wait_ms: float = 0.0
-    """TRANSLATOR_BATCH_WAIT_MS: static batching only: how long an empty engine waits for a batch to fill."""
     max_queue: int = 1024
     """TRANSLATOR_MAX_QUEUE: most sentences waiting for the model; beyond it requests get 503 + Retry-After."""
     max_text_chars: int = 1000
@@ -138,8 +133,6 @@ class Settings:
                 raise ValueError(f"{name} must be on or off, got {getattr(self, name)!r}")
         if not 0 <= self.http_nice <= 19:
             raise ValueError(f"http_nice must be in 0..19, got {self.http_nice}")
-        if self.batching not in ("continuous", "static"):
-            raise ValueError(f"batching must be continuous or static, got {self.batching!r}")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         if not 0 <= self.port <= 65535:
@@ -237,7 +230,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m service",
                                 description="English->Polish translation service (LibreTranslate-compatible API).")
     for f in dataclasses.fields(Settings):
-        choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS, "batching": ("continuous", "static"),
+        choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS,
                    "io_binding": IO_BINDING, **dict.fromkeys(ON_OFF, ("on", "off"))}.get(f.name)
         env_name = ENV_PREFIX + f.name.upper()
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=hints[f.name], choices=choices,
