@@ -41,10 +41,10 @@ class Translator:
                  io_binding: str | bool = "auto", encoder_threads: int = 0):
         self.model_dir = Path(model_dir)
         self.info = ModelInfo.load(self.model_dir)
-        files = self.info.raw["files"]
+        files = self.info.files
         try:
-            self.sp_src = spm.SentencePieceProcessor(model_file=str(self.model_dir / files["source_tokenizer"]))
-            self.sp_tgt = spm.SentencePieceProcessor(model_file=str(self.model_dir / files["target_tokenizer"]))
+            self.sp_src = spm.SentencePieceProcessor(model_file=str(self.model_dir / files.source_tokenizer))
+            self.sp_tgt = spm.SentencePieceProcessor(model_file=str(self.model_dir / files.target_tokenizer))
         except Exception as e:  # sentencepiece raises OSError/RuntimeError for corrupt files
             raise ModelLoadError(f"cannot load the tokenizers in {self.model_dir}: {e}") from None
         if self.sp_src.get_piece_size() != self.info.src_vocab or self.sp_tgt.get_piece_size() != self.info.tgt_vocab:
