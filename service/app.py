@@ -25,13 +25,15 @@ from litestar.exceptions import HTTPException, TooManyRequestsException, Validat
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import CONTENT_TYPE_LATEST
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__, metrics
-from .openapi import (MODELS_RESPONSES, PLAIN_RESPONSES, READY_RESPONSES, TRANSLATE_RESPONSES,
+from .openapi import (METRICS_RESPONSES, MODELS_RESPONSES, PLAIN_RESPONSES, READY_RESPONSES, TRANSLATE_RESPONSES,
                       DocumentedOperation, RequestLimits)
-from .errors import (ClientClosedRequest, Forbidden, InvalidInput, Overloaded, PayloadTooLarge, RateLimited, TimedOut,
-                     TranslatorError, Unauthorized)
+from .errors import (ClientClosedRequest, Forbidden, InvalidInput, ModelError, Overloaded, PayloadTooLarge, RateLimited,
+                     TimedOut, TranslatorError, Unauthorized)
 from .demo import demo_page
 from .engine_client import LocalEngine, Model, TranslationEngine
 from .engine_process import ProcessEngine
@@ -41,6 +43,14 @@ from .shutdown import drain_on_sigterm, uvicorn_server
 from .translator import Hypothesis, TranslationResult, Translator, load_translator
 
 log = logging.getLogger(__name__)
+# The HTTP status of each error of the service (errors.py): the one place exceptions become status codes.
+STATUS: dict[type[TranslatorError], int] = {
+    TranslatorError: 500, InvalidInput: 400, PayloadTooLarge: 413, Unauthorized: 401, Forbidden: 403,
+    RateLimited: 429, Overloaded: 503, TimedOut: 504, ClientClosedRequest: 499, ModelError: 500}
+
+
+def status_of(e: TranslatorError) -> int:
+    return next(STATUS[c] for c in type(e).__mro__ if c in STATUS)
 
 SOURCES, TARGETS = ("en", "auto"), ("pl",)    # "auto" is accepted as a source and means English
 LANGUAGES = [{"code": "en", "name": "English", "targets": ["pl"]}, {"code": "pl", "name": "Polish", "targets": []}]
@@ -138,7 +148,7 @@ async def _until_deadline(receive: Receive, work: Coroutine[Any, Any, T], timeou
     """Awaits `work` unless the deadline passes (504) or the client disconnects first; either way the work is
     cancelled, which takes its sentences out of the queue and the batch (EngineClient.submit). Most requests end in
     a few ms, so the disconnect watcher (a task reading ASGI messages) starts only for those still running
-    after WATCH_AFTER_S: one per request cost ~0.6 ms of the ~5 ms a one-client request takes here."""
+    after WATCH_AFTER_S: one per request was a noticeable part of a one-client request (profile.md)."""
     task = asyncio.ensure_future(work)
     gone, watcher = False, None
 
@@ -334,7 +344,7 @@ def _body_too_large(request: Request) -> str:
 def error_response(request: Request, exc: Exception) -> Response[dict[str, str]]:
     headers: dict[str, str] = {}
     if isinstance(exc, TranslatorError):
-        status, kind, message = exc.status, exc.kind, str(exc)
+        status, kind, message = status_of(exc), exc.kind, str(exc)
     elif isinstance(exc, TooManyRequestsException):   # the rate limiter (litestar's RateLimitMiddleware)
         status, kind = 429, RateLimited.kind
         headers = {k: v for k, v in (exc.headers or {}).items() if k.lower().startswith("ratelimit")}
@@ -437,8 +447,8 @@ async def admit(request: Request) -> ASGIApp | None:
         if early is not None and state.ready:
             early.refused(scope)
         metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
-        body, headers = _error(e.status, e.kind, str(e))
-        return _json_response(e.status, _ENCODE(body), headers)
+        body, headers = _error(503, e.kind, str(e))
+        return _json_response(503, _ENCODE(body), headers)
     return None
 
 
@@ -476,7 +486,8 @@ async def translate(request: Request) -> ASGIApp:
     """POST /translate, the one path: `admit` has held an early retry and refused a full queue before the body was
     read; Litestar decodes the body (413 over the limit, 400 for what is not JSON of this shape), `_strict` rejects
     what Litestar's lenient conversion let through, and the answer is encoded by msgspec into a bare ASGI
-    response (no dependency injection, no response machinery: ~1 ms of CPU a request on 2 cores otherwise)."""
+    response: dependency injection and Litestar's body parsing and response machinery cost more CPU per request
+    than the rest of the HTTP layer (docs/benchmarks/profile.md)."""
     state = request.app.state
     data = decode_body(await request.body())      # Litestar reads the body (413 over the limit)
     key = request_key(request) if state.auth.keys else None
@@ -484,6 +495,20 @@ async def translate(request: Request) -> ASGIApp:
     metrics.REQUEST_DURATION.observe(time.perf_counter() - request.scope["state"]["t0"])
     metrics.REQUESTS.labels(status="200").inc()   # failures are counted (and timed) in error_response
     return _json_response(200, _ENCODE(out))
+
+
+# Litestar's HTTP metrics (`litestar_*`, paths grouped by route template) for every route but /translate, which
+# translator_requests_total and translator_request_duration_seconds count
+prometheus_config = PrometheusConfig(app_name="translator", prefix="litestar", group_path=True,
+                                     exclude=["^/metrics$", "^/translate$"])
+
+
+class MetricsController(PrometheusController):
+    """GET /metrics: litestar's PrometheusController, its OpenAPI entry saying what it answers: Prometheus text, not
+    JSON, and the 401/403 of a metrics token."""
+
+    get = get(media_type=CONTENT_TYPE_LATEST, responses=METRICS_RESPONSES, summary="Prometheus metrics",
+              description="Prometheus text exposition format.")(PrometheusController.get.fn)
 
 
 def _engine_lost(state: State, server: Any) -> None:
@@ -541,10 +566,10 @@ def create_app(settings: Settings, translator: Translator | None = None,
         if not hmac.compare_digest(header.encode(), f"Bearer {settings.metrics_token}".encode()):
             raise Forbidden("the metrics token is not valid")
 
-    class Metrics(metrics.MetricsController):
+    class Metrics(MetricsController):
         guards = [metrics_guard] if settings.metrics_token else None
 
-    middleware = [metrics.prometheus_config.middleware]
+    middleware = [prometheus_config.middleware]
     if settings.rate_limit:   # per API key (from the headers) or client address, per worker process
         middleware.append(RateLimitConfig(
             rate_limit=("minute", settings.rate_limit), set_rate_limit_headers=True,
