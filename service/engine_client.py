@@ -6,7 +6,9 @@ Admission lives here, in the front end, and nowhere else (TGI's split: the front
 worker owns scheduling). The front end knows what it sent and what came back: the queue is every sentence it has
 submitted that the engine has not yet reported out of the queue (into the batch, or blank, refused, cancelled or
 failed first), so sentences on their way to the engine count as queued and no counter is shared or mirrored.
-`refuse_if_full` is the one place that decides "queue full"; the engine never refuses for it.
+`refuse_if_full` is the one place that decides "queue full"; the engine never refuses for it. The engine reports
+with every answer, when idle, and (engine process) every 50 ms, so the count is never below the truth and at
+most one decoder step or 50 ms behind it; in threads the front end reads the engine's unreported news first.
 """
 from __future__ import annotations
 
@@ -83,10 +85,16 @@ class EngineClient:
 
     @property
     def queued_sentences(self) -> int:
+        self._catch_up()
         return self.queued
+
+    def _catch_up(self) -> None:
+        """Applies what the engine has not reported yet, where that is possible without a round trip."""
 
     def refuse_if_full(self, adding: int = 1) -> None:
         """Overloaded (503 + Retry-After at the HTTP edge) when `adding` more sentences do not fit in the queue."""
+        if self.queued + adding > self.max_queue:
+            self._catch_up()
         if self.queued + adding > self.max_queue:
             raise Overloaded(f"the queue is full ({self.queued} sentences waiting, limit {self.max_queue}); "
                              "retry shortly")
@@ -183,6 +191,10 @@ class LocalEngine(EngineClient):
 
     def _send(self, msg: Submit | Cancel) -> None:
         self.engine.handle(msg)
+
+    def _catch_up(self) -> None:
+        if (report := self.engine.take_report()) is not None:
+            self.on_report(report)
 
     def _report(self, report: Report) -> None:    # from the engine's threads (or this loop's, for a blank text)
         try:

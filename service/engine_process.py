@@ -222,8 +222,11 @@ def _engine_main(conn, settings: Any, scheduler: Scheduler | None) -> None:
             if now - rss_at >= RSS_EVERY_S:
                 rss_at = now
                 recorder.set("engine_rss", _rss())
-            if (update := recorder.take()) is not None:
-                send(Report(metrics=update))
+            report, update = engine.take_report(), recorder.take()
+            if report is not None or update is not None:
+                report = report or Report()
+                report.metrics = update
+                send(report)
     engine.stop(timeout)                             # finishes the work (up to timeout), refuses what is left
     send(Report(metrics=recorder.take()))
     send(Stopped())
