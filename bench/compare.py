@@ -5,7 +5,8 @@ DIR is a checkout (e.g. `git worktree add ../old 647b2e5`); each is served by `p
 (this virtualenv's interpreter, the shipped model of this checkout) and loaded by this checkout's
 `bench.loadgen` (greedy, closed loop, keep-alive connections):
   - sentences/s at 32 and 64 clients, and one client's p50 latency (queue 100000);
-  - under a flood (the default settings, queue 64): answered/s with 400 clients retrying at once, and with 32.
+  - under a flood (the default settings, queue 64): answered/s with 400 clients retrying at once, and with 32;
+  - one client again, both servers up and idle, the same sentences sent to each in turn (drift cancels out).
 Writes docs/benchmarks/refactor.md and refactor.json (or --out)."""
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,9 +49,16 @@ def serve(checkout: Path, env_over: dict) -> tuple[subprocess.Popen, str]:
 
 
 def load(url: str, clients: int, seconds: float) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(SENTENCES), str(clients),
-                          str(seconds)], capture_output=True, text=True, check=True, cwd=REPO)
-    res = json.loads(out.stdout)
+    with tempfile.TemporaryFile("w+") as f:
+        subprocess.run([sys.executable, "-m", "bench.loadgen", url + "/translate", str(SENTENCES), str(clients),
+                        str(seconds)], stdout=f, check=True, cwd=REPO)
+        f.seek(0)
+        text = f.read()
+    try:
+        res = json.loads(text)
+    except ValueError:
+        Path("/tmp/bench-compare-bad-output.txt").write_text(text)
+        raise
     ok = sorted(r[1] for r in res["requests"] if r[2] == 200)
     return {"answered_per_s": len(ok) / res["wall"], "p50_ms": ok[len(ok) // 2] * 1e3 if ok else None,
             "other": len(res["requests"]) - len(ok)}
@@ -74,12 +83,34 @@ def measure(checkout: Path, seconds: float) -> dict:
     return res
 
 
+def paired_one_client(urls: dict[str, str], n: int) -> dict[str, float]:
+    """One client, both servers up and idle: the same sentence to each in turn (order alternating), n sentences;
+    -> p50 latency in ms per side. Interleaved request by request, so the machine's drift cancels out."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    sentences = json.loads(SENTENCES.read_text())
+    conns = {k: http.client.HTTPConnection(urlsplit(u).hostname, urlsplit(u).port, timeout=30) for k, u in urls.items()}
+    times: dict[str, list[float]] = {k: [] for k in urls}
+    for i in range(n + 20):
+        body = json.dumps({"q": sentences[i % len(sentences)], "beam_size": 1})
+        for k in (list(urls) if i % 2 == 0 else list(urls)[::-1]):
+            t0 = time.perf_counter()
+            conns[k].request("POST", "/translate", body, {"Content-Type": "application/json"})
+            r = conns[k].getresponse()
+            r.read()
+            if r.status == 200 and i >= 20:              # the first 20: warm-up
+                times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--old", type=Path, required=True)
     p.add_argument("--new", type=Path, default=REPO)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--paired", type=int, default=300, help="sentences per side in the interleaved one-client run")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks")
     args = p.parse_args()
     sides = {"old": args.old.resolve(), "new": args.new.resolve()}
@@ -89,15 +120,26 @@ def main() -> None:
             rounds[name].append(res := measure(sides[name], args.seconds))
             print(f"round {r + 1} {name}: " + " | ".join(
                 f"{k}: {v['answered_per_s']:.0f}/s p50 {v['p50_ms']:.1f} ms" for k, v in res.items()), flush=True)
+        procs = {k: serve(d, {}) for k, d in sides.items()}
+        try:
+            paired = paired_one_client({k: url for k, (_, url) in procs.items()}, args.paired)
+        finally:
+            for proc, _ in procs.values():
+                proc.terminate()
+                proc.wait(30)
+        for k in sides:
+            rounds[k][-1]["1 client, interleaved"] = {"p50_ms": paired[k]}
+        print(f"round {r + 1} one client interleaved, p50 ms: {paired}", flush=True)
     revs = {k: subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=d, capture_output=True,
                               text=True).stdout.strip() for k, d in sides.items()}
     rows = [("sentences/s, 32 clients", "32 clients", "answered_per_s", "{:.0f}"),
             ("sentences/s, 64 clients", "64 clients", "answered_per_s", "{:.0f}"),
-            ("one client, p50 ms", "1 client", "p50_ms", "{:.2f}"),
+            ("one client, p50 ms (closed loop, its own run)", "1 client", "p50_ms", "{:.2f}"),
+            ("one client, p50 ms (both servers up, requests interleaved)", "1 client, interleaved", "p50_ms", "{:.2f}"),
             ("flood (queue 64): answered/s, 400 no-backoff clients", "flood: 400 no-backoff", "answered_per_s", "{:.0f}"),
             ("flood (queue 64): answered/s, 32 clients", "flood: 32 clients", "answered_per_s", "{:.0f}")]
     cmd = "/work/tools/quiet.sh .venv/bin/python -m bench.compare --old " + str(args.old) + \
-        f" --rounds {args.rounds} --seconds {args.seconds:g}"
+        f" --rounds {args.rounds} --seconds {args.seconds:g} --paired {args.paired}"
     lines = [f"# Before and after issue 13 (`python -m bench.compare`), {datetime.date.today()}", "",
              f"Old: {revs['old']} ({sides['old']}); new: {revs['new']}. Same machine (2 cores, shared), same shipped "
              f"model, same load generator (greedy, closed loop, {args.seconds:g} s a load, on the same cores), "
