@@ -87,6 +87,9 @@ class ProcessEngine(EngineClient):
             raise RuntimeError("ProcessEngine.launch() must run first")
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._conn.fileno(), self._on_readable)
+        # uvloop makes a watched descriptor non-blocking; the pipe is read and written a whole message at a time,
+        # so a message that arrives in pieces (a large Report), or a full pipe on send, must wait, not fail
+        os.set_blocking(self._conn.fileno(), True)
         self._alive = True
 
     @property
