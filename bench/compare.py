@@ -60,19 +60,22 @@ def load(url: str, clients: int, seconds: float) -> dict:
         Path("/tmp/bench-compare-bad-output.txt").write_text(text)
         raise
     ok = sorted(r[1] for r in res["requests"] if r[2] == 200)
+    refused = sum(1 for r in res["requests"] if r[2] == 503)
     return {"answered_per_s": len(ok) / res["wall"], "p50_ms": ok[len(ok) // 2] * 1e3 if ok else None,
-            "other": len(res["requests"]) - len(ok)}
+            "refused_per_s": refused / res["wall"], "other": len(res["requests"]) - len(ok) - refused}
 
 
-def measure(checkout: Path, seconds: float) -> dict:
-    proc, url = serve(checkout, {"TRANSLATOR_MAX_QUEUE": "100000"})
-    try:
-        load(url, 32, 2)                                    # warm-up
-        res = {"32 clients": load(url, 32, seconds), "64 clients": load(url, 64, seconds),
-               "1 client": load(url, 1, seconds)}
-    finally:
-        proc.terminate()
-        proc.wait(30)
+def measure(checkout: Path, seconds: float, flood_only: bool = False) -> dict:
+    res = {}
+    if not flood_only:
+        proc, url = serve(checkout, {"TRANSLATOR_MAX_QUEUE": "100000"})
+        try:
+            load(url, 32, 2)                                    # warm-up
+            res = {"32 clients": load(url, 32, seconds), "64 clients": load(url, 64, seconds),
+                   "1 client": load(url, 1, seconds)}
+        finally:
+            proc.terminate()
+            proc.wait(30)
     proc, url = serve(checkout, {"TRANSLATOR_MAX_QUEUE": "64"})
     try:
         res["flood: 32 clients"] = load(url, 32, seconds)
@@ -111,15 +114,18 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--paired", type=int, default=300, help="sentences per side in the interleaved one-client run")
+    p.add_argument("--flood-only", action="store_true", help="only the flood loads (writes refactor-flood.md/.json)")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks")
     args = p.parse_args()
     sides = {"old": args.old.resolve(), "new": args.new.resolve()}
     rounds: dict = {k: [] for k in sides}
     for r in range(args.rounds):
         for name in (("old", "new") if r % 2 == 0 else ("new", "old")):
-            rounds[name].append(res := measure(sides[name], args.seconds))
+            rounds[name].append(res := measure(sides[name], args.seconds, args.flood_only))
             print(f"round {r + 1} {name}: " + " | ".join(
                 f"{k}: {v['answered_per_s']:.0f}/s p50 {v['p50_ms']:.1f} ms" for k, v in res.items()), flush=True)
+        if args.flood_only:
+            continue
         procs = {k: serve(d, {}) for k, d in sides.items()}
         try:
             paired = paired_one_client({k: url for k, (_, url) in procs.items()}, args.paired)
@@ -137,23 +143,28 @@ def main() -> None:
             ("one client, p50 ms (closed loop, its own run)", "1 client", "p50_ms", "{:.2f}"),
             ("one client, p50 ms (both servers up, requests interleaved)", "1 client, interleaved", "p50_ms", "{:.2f}"),
             ("flood (queue 64): answered/s, 400 no-backoff clients", "flood: 400 no-backoff", "answered_per_s", "{:.0f}"),
-            ("flood (queue 64): answered/s, 32 clients", "flood: 32 clients", "answered_per_s", "{:.0f}")]
+            ("flood (queue 64): answered/s, 32 clients", "flood: 32 clients", "answered_per_s", "{:.0f}"),
+            ("flood (queue 64): refused/s, 400 no-backoff clients", "flood: 400 no-backoff", "refused_per_s", "{:.0f}")]
     cmd = "/work/tools/quiet.sh .venv/bin/python -m bench.compare --old " + str(args.old) + \
-        f" --rounds {args.rounds} --seconds {args.seconds:g} --paired {args.paired}"
+        f" --rounds {args.rounds} --seconds {args.seconds:g}" + (" --flood-only" if args.flood_only else
+                                                                 f" --paired {args.paired}")
     lines = [f"# Before and after issue 13 (`python -m bench.compare`), {datetime.date.today()}", "",
              f"Old: {revs['old']} ({sides['old']}); new: {revs['new']}. Same machine (2 cores, shared), same shipped "
              f"model, same load generator (greedy, closed loop, {args.seconds:g} s a load, on the same cores), "
              f"{args.rounds} rounds alternating old/new. Each cell: the rounds' values, then their median.", "",
              f"Command: `{cmd}`", "",
              "| measure | old | new | new / old (medians) |", "|---|---|---|---|"]
+    if args.flood_only:
+        rows = [r for r in rows if r[1].startswith("flood")]
     for label, load_, key, fmt in rows:
         vals = {k: [x[load_][key] for x in rounds[k]] for k in sides}
         med = {k: statistics.median(v) for k, v in vals.items()}
         cell = lambda k: " / ".join(fmt.format(v) for v in vals[k]) + f" (**{fmt.format(med[k])}**)"  # noqa: E731
         lines.append(f"| {label} | {cell('old')} | {cell('new')} | {med['new'] / med['old']:.2f} |")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "refactor.md").write_text("\n".join(lines) + "\n")
-    (args.out / "refactor.json").write_text(json.dumps({"revisions": revs, "rounds": rounds}, indent=1))
+    name = "refactor-flood" if args.flood_only else "refactor"
+    (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps({"revisions": revs, "rounds": rounds}, indent=1))
     print("\n".join(lines))
 
 

@@ -56,9 +56,13 @@ class _Request:
 
 class Engine:
     def __init__(self, translator: Translator, report: Callable[[Report], None], recorder: Recorder,
-                 max_batch: int = 64, scheduler: Scheduler | None = None):
+                 max_batch: int = 64, scheduler: Scheduler | None = None, report_at: int | None = None):
         self.translator, self.report, self.metrics = translator, report, recorder
         self.scheduler = scheduler or Scheduler(max_batch)
+        # Sentences that leave the queue are reported with the next answers, unless this many or more were
+        # waiting: then before the step, so that a front end refusing for a full queue learns of the room at once
+        # (a message of its own before every step cost one client ~1 ms here, so not when the queue is short).
+        self.report_at = report_at
         self._cond = threading.Condition()
         self._requests: dict[int, _Request] = {}
         self._left = 0                       # sentences that left the queue since the last report
@@ -206,9 +210,9 @@ class Engine:
                                                         time.perf_counter())
                 self._left += before - self.scheduler.pending
                 work = bool(groups or batch.rows)
-                # answers go out as soon as there are any; sentences that joined only with them or when idle (a
-                # message of their own before every step cost ~1 ms of one client's latency on 2 busy cores)
-                report = self._take_report() if self._answers or not work else None
+                urgent = self._left and self.report_at is not None and \
+                    self.scheduler.pending + self._left >= self.report_at
+                report = self._take_report() if self._answers or urgent or not work else None
                 done = not work and (not block or (self._stopping and self.scheduler.idle))
                 if not work and not done and report is None:
                     self._cond.wait(wait)

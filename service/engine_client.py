@@ -172,7 +172,7 @@ class LocalEngine(EngineClient):
                  scheduler: Scheduler | None = None):
         super().__init__(max_queue)
         self.model = translator
-        self.engine = Engine(translator, self._report, metrics.ENGINE, max_batch, scheduler)
+        self.engine = Engine(translator, self._report, metrics.ENGINE, max_batch, scheduler, max(1, max_queue // 2))
 
     @property
     def running(self) -> bool:

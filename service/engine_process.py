@@ -120,6 +120,11 @@ class ProcessEngine(EngineClient):
             if isinstance(msg, Submit):
                 raise ModelError("the translation engine stopped; this request was not translated") from None
 
+    def _catch_up(self) -> None:
+        """Before refusing for a full queue: the reports already in the pipe (the event loop may be busy)."""
+        if self._alive:
+            self._on_readable()
+
     def _on_readable(self) -> None:
         try:
             while self._conn.poll():
@@ -206,7 +211,7 @@ def _engine_main(conn, settings: Any, scheduler: Scheduler | None) -> None:
             except (OSError, ValueError):            # the server process is gone
                 pass
 
-    engine = Engine(tr, send, recorder, settings.max_batch, scheduler)
+    engine = Engine(tr, send, recorder, settings.max_batch, scheduler, max(1, settings.max_queue // 2))
     engine.start()
     send(Ready(tr.info, tr.provider, os.getpid()))
     timeout, flushed, rss_at = 0.0, time.monotonic(), 0.0
