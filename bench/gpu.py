@@ -152,8 +152,8 @@ def main(argv=None):
     runs.append((f"continuous batching (max {mb})", strategies[f"continuous batching (max {mb})"], "off", conc))
     for name, kw, b, cs in runs:
         env = {"TRANSLATOR_PROVIDER": args.provider, "TRANSLATOR_IO_BINDING": b,
-               "TRANSLATOR_MAX_BATCH": str(kw["max_batch"]), "TRANSLATOR_BATCHING": kw.get("mode", "continuous"),
-               "TRANSLATOR_BATCH_WAIT_MS": str(kw.get("batch_wait_ms", 0))}
+               "TRANSLATOR_MAX_BATCH": str(kw["max_batch"]), "BENCH_BATCHING": kw.get("mode", "continuous"),
+               "BENCH_BATCH_WAIT_MS": str(kw.get("batch_wait_ms", 0))}
         proc, url = start_server(model_dir, env)
         try:
             for c in cs:

@@ -69,10 +69,10 @@ def summarize_records(records, wall, src_len, sentences, extra=None):
 
 
 def run_inprocess(translator, sentences, src_len, concurrency, seconds, **engine_kw):
-    from service.engine import Engine
+    from bench.baselines import engine as make_engine
 
     async def main():
-        engine = Engine(translator, **engine_kw)
+        engine = make_engine(translator, **engine_kw)
         engine.start()
         try:
             return await closed_loop(lambda text: engine.submit([text]), sentences, concurrency, seconds)
@@ -90,7 +90,7 @@ def compute_ceiling(translator, sentences, max_batch=64, n=3000, warm=300, beam=
     metrics (translator_batch_size)."""
     from prometheus_client import REGISTRY
 
-    from service.engine import Engine
+    from service.engine_client import LocalEngine
 
     total = n + warm + 2 * max_batch
     texts = [sentences[i % len(sentences)] for i in range(total)]
@@ -99,7 +99,7 @@ def compute_ceiling(translator, sentences, max_batch=64, n=3000, warm=300, beam=
         return REGISTRY.get_sample_value(name) or 0.0
 
     async def main():
-        engine = Engine(translator, max_batch=max_batch, max_queue=total)
+        engine = LocalEngine(translator, max_batch=max_batch, max_queue=total)
         engine.start()
         answered, marks = [], {}
 
@@ -155,12 +155,15 @@ def free_port() -> int:
 
 
 def start_server(model_dir, env_over):
+    """`python -m service` with these TRANSLATOR_* settings; with BENCH_BATCHING=static, the same server with the
+    request-level batching baseline in its engine (`python -m bench.baselines`)."""
     import httpx
 
     port = free_port()
     env = {**os.environ, "TRANSLATOR_MODEL_DIR": str(model_dir), "TRANSLATOR_PORT": str(port),
            "TRANSLATOR_LOG_LEVEL": "warning", "TRANSLATOR_MAX_QUEUE": "100000", **env_over}
-    proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, cwd=REPO)
+    module = "bench.baselines" if env.get("BENCH_BATCHING", "continuous") != "continuous" else "service"
+    proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -297,8 +300,8 @@ def main(argv=None):
     for _ in range(2):
         for n in (16, 32, 64):
             for wait in (0.0, 5.0):
-                proc, url = start_server(model_dir, {"TRANSLATOR_MAX_BATCH": str(n), "TRANSLATOR_BATCHING": "static",
-                                                     "TRANSLATOR_BATCH_WAIT_MS": str(wait),
+                proc, url = start_server(model_dir, {"TRANSLATOR_MAX_BATCH": str(n), "BENCH_BATCHING": "static",
+                                                     "BENCH_BATCH_WAIT_MS": str(wait),
                                                      "TRANSLATOR_INTRA_THREADS": str(args.threads)})
                 try:
                     r = run_http(url, sent_file, sentences, src_len, 32, args.seconds / 2)[0]
@@ -356,8 +359,8 @@ def main(argv=None):
     del tr
     c1_ratio = None
     for name, kw in strategies.items():
-        env = {"TRANSLATOR_MAX_BATCH": str(kw["max_batch"]), "TRANSLATOR_BATCHING": kw.get("mode", "continuous"),
-               "TRANSLATOR_BATCH_WAIT_MS": str(kw.get("batch_wait_ms", 0)), "TRANSLATOR_INTRA_THREADS": str(args.threads)}
+        env = {"TRANSLATOR_MAX_BATCH": str(kw["max_batch"]), "BENCH_BATCHING": kw.get("mode", "continuous"),
+               "BENCH_BATCH_WAIT_MS": str(kw.get("batch_wait_ms", 0)), "TRANSLATOR_INTRA_THREADS": str(args.threads)}
         proc, url = start_server(model_dir, env)
         try:
             for c in args.concurrency:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
+from service.contract import BOS_ID as BOS, EOS_ID as EOS, PAD_ID as PAD, UNK_ID as UNK
 
 
 def read_tsv(path: str | Path) -> list[tuple[str, str]]:

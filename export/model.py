@@ -40,6 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from service.contract import BOS_ID, EOS_ID, PAD_ID
+
 
 @dataclass
 class Seq2SeqConfig:
@@ -53,9 +55,9 @@ class Seq2SeqConfig:
     dec_layers: int = 1
     cell: str = "lstm"      # "lstm" | "gru"
     dropout: float = 0.3
-    pad_id: int = 0
-    bos_id: int = 1
-    eos_id: int = 2
+    pad_id: int = PAD_ID    # service/contract.py: the ids every tokenizer is trained with
+    bos_id: int = BOS_ID
+    eos_id: int = EOS_ID
 
     @property
     def state_parts(self) -> int:

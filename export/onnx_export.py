@@ -16,10 +16,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from service import contract
+
 from .model import Seq2Seq, Seq2SeqConfig
 
 OPSET = 17
-FORMAT_VERSION = 1
 PARITY_TOLERANCE = 1e-4
 PARITY_SENTENCES = [
     "How are you?", "I love you.", "Tom doesn't know what to do.", "Where is the station?",
@@ -74,15 +75,14 @@ def export_graphs(model: Seq2Seq, out: Path) -> None:
     with torch.no_grad():
         enc, keys, mask, state = model.encoder(src)
     torch.onnx.export(EncoderGraph(model).eval(), (src,), str(out / "encoder.onnx"), dynamo=False, opset_version=OPSET,
-                      input_names=["src"], output_names=["enc", "keys", "mask", "state"],
+                      input_names=contract.ENCODER_INPUTS, output_names=contract.ENCODER_OUTPUTS,
                       dynamic_axes={"src": {0: "batch", 1: "src_len"}, "enc": {0: "batch", 1: "src_len"},
                                     "keys": {0: "batch", 1: "src_len"}, "mask": {0: "batch", 1: "src_len"},
                                     "state": {0: "batch"}})
     y = torch.tensor([cfg.bos_id, cfg.bos_id])
     torch.onnx.export(DecoderStepGraph(model).eval(), (y, state, enc, keys, mask), str(out / "decoder_step.onnx"),
                       dynamo=False, opset_version=OPSET,
-                      input_names=["y_prev", "state", "enc", "keys", "mask"],
-                      output_names=["logprobs", "new_state", "attention"],
+                      input_names=contract.DECODER_INPUTS, output_names=contract.DECODER_OUTPUTS,
                       dynamic_axes={"y_prev": {0: "batch"}, "state": {0: "batch"}, "enc": {0: "batch", 1: "src_len"},
                                     "keys": {0: "batch", 1: "src_len"}, "mask": {0: "batch", 1: "src_len"},
                                     "logprobs": {0: "batch"}, "new_state": {0: "batch"},
@@ -260,45 +260,40 @@ def run(args) -> Path:
             if (run_dir / extra).exists():
                 shutil.copy(run_dir / extra, tmp / extra)
         history = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").exists() else []
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "name": out.name,
-            "version": args.version or dt.date.today().isoformat(),
-            "task": {"source": "en", "target": "pl"},
-            "architecture": {
-                "type": "attention-seq2seq", "encoder": f"bidirectional {cfg.cell.upper()}",
-                "attention": "additive (Bahdanau)", "decoder": f"{cfg.cell.upper()} with context fed to its input",
-                "cell": cfg.cell, "emb": cfg.emb, "enc_hidden": cfg.enc_hidden, "dec_hidden": cfg.dec_hidden,
-                "attn": cfg.attn, "enc_layers": cfg.enc_layers, "dec_layers": cfg.dec_layers,
-                "decoder_state_shape": [cfg.dec_layers, cfg.state_parts, cfg.dec_hidden],
-                "parameters": model.num_params(),
-            },
-            "vocab": {"source_size": cfg.src_vocab, "target_size": cfg.tgt_vocab, "pad_id": cfg.pad_id,
-                      "bos_id": cfg.bos_id, "eos_id": cfg.eos_id, "unk_id": 3},
-            "files": {"encoder": "encoder.onnx", "decoder_step": "decoder_step.onnx",
-                      "source_tokenizer": "source.spm.model", "target_tokenizer": "target.spm.model",
-                      "test_set": "test.tsv"},
-            "onnx": {"opset": OPSET, "exporter": f"torch.onnx (TorchScript) torch {torch.__version__}",
-                     "encoder": {"inputs": ["src"], "outputs": ["enc", "keys", "mask", "state"]},
-                     "decoder_step": {"inputs": ["y_prev", "state", "enc", "keys", "mask"],
-                                      "outputs": ["logprobs", "new_state", "attention"]}},
-            "tokenizer": {"library": "sentencepiece", "model_type": "unigram"},
-            "placeholders": _has_placeholders(run_dir),
-            "training": {**_training_data(run_dir), "best_epoch": ck.get("epoch"),
-                         "epochs_run": len(history), "val_loss": ck.get("val_loss"),
-                         "split": "by English sentence, seeded; test split in test.tsv"},
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        (tmp / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-        meta["parity"] = check_parity(model, tmp)
-        print(f"parity ok: {meta['parity']}", flush=True)
+        card = contract.ModelCard(
+            format_version=contract.FORMAT_VERSION,
+            name=out.name,
+            version=args.version or dt.date.today().isoformat(),
+            task={"source": "en", "target": "pl"},
+            architecture=contract.Architecture(
+                type="attention-seq2seq", encoder=f"bidirectional {cfg.cell.upper()}",
+                attention="additive (Bahdanau)", decoder=f"{cfg.cell.upper()} with context fed to its input",
+                cell=cfg.cell, emb=cfg.emb, enc_hidden=cfg.enc_hidden, dec_hidden=cfg.dec_hidden,
+                attn=cfg.attn, enc_layers=cfg.enc_layers, dec_layers=cfg.dec_layers,
+                decoder_state_shape=(cfg.dec_layers, cfg.state_parts, cfg.dec_hidden),
+                parameters=model.num_params()),
+            vocab=contract.Vocab(source_size=cfg.src_vocab, target_size=cfg.tgt_vocab, pad_id=cfg.pad_id,
+                                 bos_id=cfg.bos_id, eos_id=cfg.eos_id, unk_id=contract.UNK_ID),
+            files=contract.Files(),
+            onnx={"opset": OPSET, "exporter": f"torch.onnx (TorchScript) torch {torch.__version__}",
+                  **contract.graph_io()},
+            tokenizer={"library": "sentencepiece", "model_type": "unigram"},
+            placeholders=_has_placeholders(run_dir),
+            training={**_training_data(run_dir), "best_epoch": ck.get("epoch"),
+                      "epochs_run": len(history), "val_loss": ck.get("val_loss"),
+                      "split": "by English sentence, seeded; test split in test.tsv"},
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        contract.write(tmp / "model.json", card)
+        card.parity = check_parity(model, tmp)
+        print(f"parity ok: {card.parity}", flush=True)
         if getattr(args, "quantize", None) == "int8":
-            meta["quantization"] = quantize_int8(tmp)
+            card.quantization = quantize_int8(tmp)
         if not args.no_eval and (tmp / "test.tsv").exists():
             from .evaluate import evaluate
 
-            meta["quality"] = evaluate(tmp, tmp / "test.tsv", beams=args.eval_beams)
-        (tmp / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+            card.quality = evaluate(tmp, tmp / "test.tsv", beams=args.eval_beams)
+        contract.write(tmp / "model.json", card)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     common = dict(host=settings.host, port=settings.port, log_level=settings.log_level, loop="auto", http="auto",
                   timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)))
     if settings.workers == 1:
-        uvicorn.run(create_app(settings, engine_process=engine) if one_engine else create_app(settings, translator),
+        uvicorn.run(create_app(settings, engine=engine) if one_engine else create_app(settings, translator),
                     **common)
         return 1 if one_engine and engine.lost else 0
     # Several workers: each process builds its own app (and loads the model once) from the environment;

@@ -18,35 +18,39 @@ from typing import Annotated, Any, AsyncIterator, Coroutine, TypeVar
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, TooManyRequestsException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
-from litestar.openapi import OpenAPIConfig
-from litestar.params import JSONBody
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import CONTENT_TYPE_LATEST
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__, metrics
 from .openapi import (METRICS_RESPONSES, MODELS_RESPONSES, PLAIN_RESPONSES, READY_RESPONSES, TRANSLATE_RESPONSES,
                       DocumentedOperation, RequestLimits)
-from .errors import (ClientClosedRequest, Forbidden, InvalidInput, Overloaded, PayloadTooLarge, RateLimited, TimedOut,
-                     TranslatorError, Unauthorized)
+from .errors import (ClientClosedRequest, Forbidden, InvalidInput, ModelError, Overloaded, PayloadTooLarge, RateLimited,
+                     TimedOut, TranslatorError, Unauthorized)
 from .demo import demo_page
-from .engine import Engine
+from .engine_client import LocalEngine, Model, TranslationEngine
 from .engine_process import ProcessEngine
 from .heatmap import attention_of
 from .settings import Settings
 from .shutdown import drain_on_sigterm, uvicorn_server
 from .translator import Hypothesis, TranslationResult, Translator, load_translator
 
-# Engine or ProcessEngine (one interface); Translator or engine_process.ModelFacts (info.raw, provider). Any, as
-# dependency types: Litestar checks injected values against the annotation.
-AnyEngine = Any
-AnyModel = Any
-
 log = logging.getLogger(__name__)
+# The HTTP status of each error of the service (errors.py): the one place exceptions become status codes.
+STATUS: dict[type[TranslatorError], int] = {
+    TranslatorError: 500, InvalidInput: 400, PayloadTooLarge: 413, Unauthorized: 401, Forbidden: 403,
+    RateLimited: 429, Overloaded: 503, TimedOut: 504, ClientClosedRequest: 499, ModelError: 500}
+
+
+def status_of(e: TranslatorError) -> int:
+    return next(STATUS[c] for c in type(e).__mro__ if c in STATUS)
 
 SOURCES, TARGETS = ("en", "auto"), ("pl",)    # "auto" is accepted as a source and means English
 LANGUAGES = [{"code": "en", "name": "English", "targets": ["pl"]}, {"code": "pl", "name": "Polish", "targets": []}]
@@ -126,23 +130,7 @@ def _response(q: str | list[str], results: list[TranslationResult], alternatives
 
 
 # -- handlers ----------------------------------------------------------------------------------------
-@post("/translate", status_code=200, responses=TRANSLATE_RESPONSES, operation_class=DocumentedOperation)
-async def translate(request: Request, data: JSONBody[TranslateRequest], engine: NamedDependency[AnyEngine],
-                    settings: NamedDependency[Settings], auth: NamedDependency[Auth]) -> TranslateResponse:
-    """Litestar's route for POST /translate: it documents the endpoint in OpenAPI and answers the requests the
-    fast path (`TranslatorApp._fast_translate`) hands over: bodies that are not plain strict JSON, chunked or
-    too large bodies, and every request while a rate limit is configured."""
-    t0 = time.perf_counter()
-    try:
-        data = _strict(await request.json())     # the JSON litestar already parsed, checked without coercion
-        out = await _translate(data, request_key(request), engine, settings, auth, request.receive)
-    finally:
-        metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
-    metrics.REQUESTS.labels(status="200").inc()   # failures are counted in error_response
-    return out
-
-
-async def _translate(data: TranslateRequest, header_key: str | None, engine: Engine, settings: Settings, auth: "Auth",
+async def _translate(data: TranslateRequest, header_key: str | None, engine: TranslationEngine, settings: Settings, auth: "Auth",
                      receive: Receive) -> TranslateResponse:
     """What POST /translate does with a parsed body, on both paths: the key before anything reaches the model,
     the limits, then the engine under the request's deadline."""
@@ -158,9 +146,9 @@ WATCH_AFTER_S = 0.05   # a request still running after this long starts watching
 
 async def _until_deadline(receive: Receive, work: Coroutine[Any, Any, T], timeout: float) -> T:
     """Awaits `work` unless the deadline passes (504) or the client disconnects first; either way the work is
-    cancelled, which takes its sentences out of the queue and the batch (Engine.submit). Most requests end in
+    cancelled, which takes its sentences out of the queue and the batch (EngineClient.submit). Most requests end in
     a few ms, so the disconnect watcher (a task reading ASGI messages) starts only for those still running
-    after WATCH_AFTER_S: one per request cost ~0.6 ms of the ~5 ms a one-client request takes here."""
+    after WATCH_AFTER_S: one per request was a noticeable part of a one-client request (profile.md)."""
     task = asyncio.ensure_future(work)
     gone, watcher = False, None
 
@@ -244,6 +232,33 @@ def _strict(body: Any) -> TranslateRequest:
         raise InvalidInput(f"invalid request: {e}") from None
 
 
+_DECODE = msgspec.json.Decoder(TranslateRequest, strict=True).decode
+_ANY = msgspec.json.Decoder().decode
+
+
+def decode_body(body: bytes) -> TranslateRequest:
+    """POST /translate's body -> TranslateRequest, types exactly as documented; 400 with what is wrong otherwise.
+    Strict JSON of the documented shape decodes in one msgspec call; anything else is looked at step by step so
+    the message says what is wrong (not JSON, not an object, a field of the wrong type), in the words Litestar
+    uses for its other routes."""
+    try:
+        return _DECODE(body)
+    except (msgspec.DecodeError, ValueError):
+        pass
+    if not body.strip():
+        raise InvalidInput('invalid request: the body is empty; send a JSON object such as {"q": "Hello"}')
+    try:
+        value = _ANY(body)
+    except msgspec.DecodeError as e:
+        raise InvalidInput(f"invalid request: {_json_message(str(e))}") from None
+    try:
+        msgspec.convert(value, TranslateRequest, strict=False)      # the shape, before the exact types
+    except msgspec.ValidationError as e:
+        message, _, where = str(e).partition(" - at `$")
+        raise InvalidInput(f"invalid request: {message} (at {where.strip('.`') or 'data'!r})") from None
+    return _strict(value)
+
+
 def _validate(data: TranslateRequest, settings: Settings) -> tuple[list[str], int, int]:
     """-> (texts, beam_size, num_hypotheses), or raises with a message naming the limit and the value."""
     if data.source not in SOURCES or data.target not in TARGETS:
@@ -287,7 +302,10 @@ def ready(state: State) -> Response[dict[str, str]]:
 
 
 @get("/v1/models", sync_to_thread=False, responses=MODELS_RESPONSES, operation_class=DocumentedOperation)
-def models(translator: NamedDependency[AnyModel]) -> dict[str, Any]:
+def models(state: State) -> dict[str, Any]:
+    if state.get("translator") is None:
+        raise Overloaded("the model is not loaded yet; retry shortly")
+    translator: Model = state.translator
     raw, arch = translator.info.raw, translator.info.raw.get("architecture", {})
     return {"models": [{
         "name": raw.get("name"), "version": raw.get("version"), "task": raw.get("task"),
@@ -326,7 +344,7 @@ def _body_too_large(request: Request) -> str:
 def error_response(request: Request, exc: Exception) -> Response[dict[str, str]]:
     headers: dict[str, str] = {}
     if isinstance(exc, TranslatorError):
-        status, kind, message = exc.status, exc.kind, str(exc)
+        status, kind, message = status_of(exc), exc.kind, str(exc)
     elif isinstance(exc, TooManyRequestsException):   # the rate limiter (litestar's RateLimitMiddleware)
         status, kind = 429, RateLimited.kind
         headers = {k: v for k, v in (exc.headers or {}).items() if k.lower().startswith("ratelimit")}
@@ -356,7 +374,10 @@ def error_response(request: Request, exc: Exception) -> Response[dict[str, str]]
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         status, kind, message = 500, *INTERNAL
-    body, headers = _error(status, kind, message, headers, counted=request.url.path == "/translate")
+    counted = request.url.path == "/translate"
+    if counted and (t0 := request.scope.get("state", {}).get("t0")) is not None:   # admitted to the handler's hook
+        metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
+    body, headers = _error(status, kind, message, headers, counted=counted)
     return Response(body, status_code=status, headers=headers or None)
 
 
@@ -410,134 +431,84 @@ class EarlyRetries:
         self.until[scope["client"]] = now + self.hold_s
 
 
-async def refuse_if_full(app: Any, scope: Scope, engine: AnyEngine) -> None:
-    """Both paths, before the body is read: holds an early retry (EarlyRetries), then refuses (503) while the
-    queue is full."""
-    early = getattr(app, "early_retries", None)
-    if early is not None:
-        await early.hold(scope)
+async def admit(request: Request) -> ASGIApp | None:
+    """POST /translate's before_request hook, before the body is read: 503 while the model is not ready; an early
+    retry is held (EarlyRetries); then 503 while the queue is full. The refusal is answered from here, so that
+    refusing a flood costs as little CPU as possible and the admitted requests keep the cores."""
+    scope, state = request.scope, request.app.state
+    scope["state"]["t0"] = t0 = time.perf_counter()
+    early = state.early_retries
     try:
-        engine.refuse_if_full()
-    except Overloaded:
+        engine = ready_engine(state)
         if early is not None:
+            await early.hold(scope)
+        engine.refuse_if_full()
+    except Overloaded as e:
+        if early is not None and state.ready:
             early.refused(scope)
-        raise
+        metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
+        body, headers = _error(503, e.kind, str(e))
+        return _json_response(503, _ENCODE(body), headers)
+    return None
 
 
-# -- the app -----------------------------------------------------------------------------------------
-def shed_when_full(app: ASGIApp) -> ASGIApp:
-    """The outermost middleware: while the queue is full, POST /translate is refused before the request is
-    routed, parsed or validated (error_response still answers it and counts it), so that refusing a flood
-    costs as little CPU as possible and the admitted requests keep the cores."""
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/translate":
-            engine = scope["litestar_app"].state.get("engine")
-            if engine is not None:
-                await refuse_if_full(scope["litestar_app"], scope, engine)
-        await app(scope, receive, send)
-    return middleware
-
-
-
-def ready_engine(state: State) -> AnyEngine:
-    """The engine, once the model is loaded and until shutdown begins; 503 otherwise (both paths)."""
+def ready_engine(state: State) -> TranslationEngine:
+    """The engine, once the model is loaded and until shutdown begins; 503 otherwise."""
     if not state.get("ready"):
         raise Overloaded("the model is not ready yet (loading or shutting down); retry shortly")
     return state.engine
 
 
 _JSON = (b"content-type", b"application/json")
-
-
-class TranslatorApp(Litestar):
-    """The Litestar app, with POST /translate answered by `_fast_translate` before Litestar's routing, dependency
-    injection, middleware and response machinery whenever the request is the common case: a JSON body with a
-    Content-Length within the limit that decodes strictly as TranslateRequest, no rate limit configured, and no
-    Origin header when CORS is configured. Anything else is handed to Litestar's route unchanged (the body read
-    so far is replayed), so errors, limits and OpenAPI behave the same on both paths; tests/test_fastpath.py
-    checks that both paths answer the same.
-
-    Why: that machinery cost ~1 ms of event-loop CPU per request on these 2 cores, as much as decoding a
-    sentence in a full batch. Measured (HTTP, greedy, 32 closed-loop clients, shipped model, two rounds):
-    705 / 779 sentences/s through Litestar's route, 1036 / 1067 on the fast path; one client p50 5.4 / 4.8 ms vs
-    3.8 / 4.4 ms."""
-
-    fast_settings: Settings | None = None     # set by create_app when the fast path is on
-    early_retries: EarlyRetries | None = None  # set by create_app unless TRANSLATOR_HOLD_EARLY_RETRIES=off
-    fast_auth: "Auth | None" = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if (self.fast_settings is not None and scope["type"] == "http" and scope["path"] == "/translate"
-                and scope["method"] == "POST"):
-            await self._fast_translate(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    async def _fast_translate(self, scope: Scope, receive: Receive, send: Send) -> None:
-        settings, auth = self.fast_settings, self.fast_auth
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"")
-        if not length.isdigit() or int(length) > self.request_max_body_size or (
-                self.cors_config is not None and b"origin" in headers):
-            return await super().__call__(scope, receive, send)
-        t0 = time.perf_counter()
-        try:
-            engine = ready_engine(self.state)
-            await refuse_if_full(self, scope, engine)   # a flood is refused before its bodies are read
-            body = await _read_body(receive)
-            if body is None:                      # the client went away while sending
-                return
-            try:
-                data = _DECODE(body)
-            except (msgspec.DecodeError, ValueError):   # also invalid UTF-8; Litestar's route answers with its messages
-                return await super().__call__(scope, _replay(body, receive), send)
-            key = _key_in(headers.get(b"authorization", b"").decode("latin-1"),
-                          headers.get(b"x-api-key", b"").decode("latin-1") or None) if auth.keys else None
-            status, payload, extra = 200, _ENCODE(await _translate(data, key, engine, settings, auth, receive)), {}
-            metrics.REQUESTS.labels(status="200").inc()
-        except TranslatorError as e:
-            status = e.status
-            body, extra = _error(status, e.kind, str(e))
-            payload = _ENCODE(body)
-        except Exception:
-            log.exception("unhandled error on POST /translate")
-            status = 500
-            body, extra = _error(status, *INTERNAL)
-            payload = _ENCODE(body)
-        metrics.REQUEST_DURATION.observe(time.perf_counter() - t0)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [_JSON, (b"content-length", str(len(payload)).encode()),
-                                *((k.lower().encode(), v.encode()) for k, v in extra.items())]})
-        await send({"type": "http.response.body", "body": payload})
-
-
-_DECODE = msgspec.json.Decoder(TranslateRequest, strict=True).decode
 _ENCODE = msgspec.json.Encoder().encode
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None when the client disconnects first."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+def _json_response(status: int, payload: bytes, headers: dict[str, str] | None = None) -> ASGIApp:
+    """A JSON answer as a bare ASGI app (what a Litestar handler may return as it is)."""
+    async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [_JSON, (b"content-length", b"%d" % len(payload)),
+                                *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())]})
+        await send({"type": "http.response.body", "body": payload})
+    return respond
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that hands `body` (already read) to Litestar first, then the connection's own messages."""
-    sent = False
+def _documented_body(data: TranslateRequest) -> TranslateRequest:
+    """Never called: Litestar's OpenAPI documents a route's request body from a `data` parameter of the handler or
+    of one of its dependencies, and `translate` reads its body itself (decode_body)."""
+    return data
 
-    async def replay() -> Any:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-    return replay
+
+@post("/translate", status_code=200, before_request=admit, dependencies={"documented_body": Provide(_documented_body, sync_to_thread=False)}, responses={200: ResponseSpec(
+      TranslateResponse, description="The translations, mirroring q.", generate_examples=False), **TRANSLATE_RESPONSES},
+      operation_class=DocumentedOperation)
+async def translate(request: Request) -> ASGIApp:
+    """POST /translate, the one path: `admit` has held an early retry and refused a full queue before the body was
+    read; Litestar decodes the body (413 over the limit, 400 for what is not JSON of this shape), `_strict` rejects
+    what Litestar's lenient conversion let through, and the answer is encoded by msgspec into a bare ASGI
+    response: dependency injection and Litestar's body parsing and response machinery cost more CPU per request
+    than the rest of the HTTP layer (docs/benchmarks/profile.md)."""
+    state = request.app.state
+    data = decode_body(await request.body())      # Litestar reads the body (413 over the limit)
+    key = request_key(request) if state.auth.keys else None
+    out = await _translate(data, key, state.engine, state.settings, state.auth, request.receive)
+    metrics.REQUEST_DURATION.observe(time.perf_counter() - request.scope["state"]["t0"])
+    metrics.REQUESTS.labels(status="200").inc()   # failures are counted (and timed) in error_response
+    return _json_response(200, _ENCODE(out))
+
+
+# Litestar's HTTP metrics (`litestar_*`, paths grouped by route template) for every route but /translate, which
+# translator_requests_total and translator_request_duration_seconds count
+prometheus_config = PrometheusConfig(app_name="translator", prefix="litestar", group_path=True,
+                                     exclude=["^/metrics$", "^/translate$"])
+
+
+class MetricsController(PrometheusController):
+    """GET /metrics: litestar's PrometheusController, its OpenAPI entry saying what it answers: Prometheus text, not
+    JSON, and the 401/403 of a metrics token."""
+
+    get = get(media_type=CONTENT_TYPE_LATEST, responses=METRICS_RESPONSES, summary="Prometheus metrics",
+              description="Prometheus text exposition format.")(PrometheusController.get.fn)
 
 
 def _engine_lost(state: State, server: Any) -> None:
@@ -551,46 +522,42 @@ def _engine_lost(state: State, server: Any) -> None:
 
 
 def create_app(settings: Settings, translator: Translator | None = None,
-               engine_process: ProcessEngine | None = None) -> Litestar:
+               engine: ProcessEngine | None = None) -> Litestar:
     """The app. With a `translator` (tests, embedding) the engine runs in threads of this process; otherwise it
-    runs in its own process when settings.engine_process is on (`engine_process`: one already launched, as
-    `python -m service` does so that a bad model stops it before the port is bound), else in threads."""
+    runs in its own process when settings.engine_process is on (`engine`: one already launched, as `python -m
+    service` does so that a bad model stops it before the port is bound), else in threads."""
     auth = Auth(settings.keys())
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if app.state.translator is None and settings.engine_process == "on":
-            engine = engine_process or ProcessEngine(settings)
-            if not engine.launched:
-                await asyncio.to_thread(engine.launch)
-            engine.start()
+        placement: TranslationEngine
+        if app.state.translator is None and (engine is not None or settings.engine_process == "on"):
+            placement = process = engine or ProcessEngine(settings)
+            if not process.launched:
+                await asyncio.to_thread(process.launch)
+            process.start()
             server = uvicorn_server()        # now, before drain_on_sigterm puts its own SIGTERM handler in
-            engine.on_exit = lambda: _engine_lost(app.state, server)
-            tr, where = engine.model, f"process {os.getpid()}, engine process {engine.pid}"
+            process.on_exit = lambda: _engine_lost(app.state, server)
+            where = f"process {os.getpid()}, engine process {process.pid}"
             if settings.http_nice:          # this thread (the event loop) only; the engine keeps its priority
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), settings.http_nice)
         else:
             tr = app.state.translator or await asyncio.to_thread(load_translator, settings)
             await asyncio.to_thread(tr.warmup)
-            engine = Engine(tr, max_batch=settings.max_batch, max_queue=settings.max_queue,
-                            mode=settings.batching, batch_wait_ms=settings.batch_wait_ms)
-            engine.start()
+            placement = LocalEngine(tr, max_batch=settings.max_batch, max_queue=settings.max_queue)
+            placement.start()
             where = f"process {os.getpid()}"
-        app.state.translator, app.state.engine, app.state.ready = tr, engine, True
-        drain_on_sigterm(app.state, engine, settings)
+        tr = placement.model
+        app.state.translator, app.state.engine, app.state.ready = tr, placement, True
+        drain_on_sigterm(app.state, placement, settings)
         log.info("model %s %s ready on %s (%s)", tr.info.raw.get("name"), tr.info.raw.get("version"),
                  tr.provider, where)
         try:
             yield
         finally:
             app.state.ready = False
-            await engine.stop(timeout=settings.shutdown_grace_s)
+            await placement.stop(timeout=settings.shutdown_grace_s)
             metrics.process_exited()
-
-    def provide_translator(state: State) -> Translator:
-        if state.get("translator") is None:
-            raise Overloaded("the model is not loaded yet; retry shortly")
-        return state.translator
 
     def metrics_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         header = connection.headers.get("authorization", "")
@@ -599,10 +566,10 @@ def create_app(settings: Settings, translator: Translator | None = None,
         if not hmac.compare_digest(header.encode(), f"Bearer {settings.metrics_token}".encode()):
             raise Forbidden("the metrics token is not valid")
 
-    class Metrics(metrics.MetricsController):
+    class Metrics(MetricsController):
         guards = [metrics_guard] if settings.metrics_token else None
 
-    middleware = [shed_when_full, metrics.prometheus_config.middleware]
+    middleware = [prometheus_config.middleware]
     if settings.rate_limit:   # per API key (from the headers) or client address, per worker process
         middleware.append(RateLimitConfig(
             rate_limit=("minute", settings.rate_limit), set_rate_limit_headers=True,
@@ -610,14 +577,11 @@ def create_app(settings: Settings, translator: Translator | None = None,
             check_throttle_handler=lambda r: r.url.path == "/translate").middleware)
 
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
-    app = TranslatorApp(
+    app = Litestar(
         route_handlers=[translate, languages, live, ready, models, Metrics, demo_page],
         lifespan=[lifespan],
-        state=State({"translator": translator, "engine": None, "ready": False}),
-        dependencies={"engine": Provide(ready_engine, sync_to_thread=False),
-                      "translator": Provide(provide_translator, sync_to_thread=False),
-                      "settings": Provide(lambda: settings, sync_to_thread=False),
-                      "auth": Provide(lambda: auth, sync_to_thread=False)},
+        state=State({"translator": translator, "engine": None, "ready": False, "settings": settings, "auth": auth,
+                     "early_retries": EarlyRetries() if settings.hold_early_retries == "on" else None}),
         exception_handlers={Exception: error_response},
         middleware=middleware,
         cors_config=CORSConfig(allow_origins=origins, allow_methods=["GET", "POST"]) if origins else None,
@@ -626,10 +590,6 @@ def create_app(settings: Settings, translator: Translator | None = None,
         request_max_body_size=settings.body_limit(),   # larger than the largest valid request (settings.py)
         plugins=[RequestLimits(TranslateRequest, settings, SOURCES, TARGETS)],
     )
-    if settings.fast_path == "on" and not settings.rate_limit:   # the rate limiter lives in Litestar's middleware
-        app.fast_settings, app.fast_auth = settings, auth
-    if settings.hold_early_retries == "on":
-        app.early_retries = EarlyRetries()
     return app
 
 

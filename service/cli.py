@@ -45,11 +45,11 @@ class LineError(Exception):
 
 # -- backends: a chunk of texts -> one record per text --------------------------------------------------
 class LocalBackend:
-    """The model in this process, decoded by service.engine.Engine (the server's engine) on this event loop."""
+    """The model in this process, decoded by the server's engine in threads (engine_client.LocalEngine)."""
 
     def __init__(self, args: argparse.Namespace, settings):
         from .app import load_translator     # the server's own loader: same settings, same checks
-        from .engine import Engine
+        from .engine_client import LocalEngine
         from .errors import ModelLoadError
 
         try:
@@ -58,7 +58,7 @@ class LocalBackend:
             raise Fatal(f"cannot load the model: {e}") from None
         self.beam, self.nbest = settings.beam_for(args.beam, args.alternatives)
         self.attention = bool(args.attention)
-        self.engine = Engine(self.translator, max_batch=settings.max_batch,
+        self.engine = LocalEngine(self.translator, max_batch=settings.max_batch,
                              max_queue=max(settings.max_queue, 2 * args.batch_size))
 
     async def start(self) -> None:

@@ -1,19 +1,15 @@
-"""Every Prometheus metric of the service, in one place (names in the style of TGI and Triton).
+"""Every Prometheus metric of the service, in one place (names in the style of TGI and Triton): plain
+prometheus-client, no web framework (the engine process imports this module).
 
 Module-level objects on prometheus_client's default registry: importing this module again, or creating
-several apps in one process (the tests do), reuses them. Litestar's own HTTP metrics (`litestar_*`, paths
-grouped by route template, every route but /translate, which mostly bypasses Litestar (app.TranslatorApp) and is
-counted by translator_requests_total and translator_request_duration_seconds) come from `prometheus_config`; `GET /metrics` is `PrometheusController`.
+several apps in one process (the tests do), reuses them. Litestar's own HTTP metrics (`litestar_*`) and
+`GET /metrics` are the HTTP layer's (service/app.py).
 """
 from __future__ import annotations
 
 import os
 
-from litestar import get
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, multiprocess
-
-from .openapi import METRICS_RESPONSES
+from prometheus_client import Counter, Gauge, Histogram, multiprocess
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -52,25 +48,42 @@ INFERENCE_DURATION.labels(stage="encode")
 INFERENCE_DURATION.labels(stage="decode")   # exported from the start: dashboards see zeros, not gaps
 
 
+class EngineRecorder:
+    """The engine's metrics (engine.Recorder) on this process's registry: the engine in threads records through
+    it, and the engine process's records (messages.MetricsUpdate) are applied through it."""
+
+    METRICS = {"queue_duration": QUEUE_DURATION, "input_tokens": INPUT_TOKENS, "inference_duration": INFERENCE_DURATION,
+               "batch_size": BATCH_SIZE, "generated_tokens": GENERATED_TOKENS, "active_sequences": ACTIVE_SEQUENCES,
+               "engine_rss": ENGINE_RSS}
+
+    def __init__(self) -> None:
+        self._children: dict = {}        # (name, stage) -> the metric or its child, looked up once (once a step)
+
+    def _metric(self, name: str, stage: str):
+        m = self._children.get((name, stage))
+        if m is None:
+            m = self.METRICS[name]
+            m = self._children[(name, stage)] = m.labels(stage=stage) if stage else m
+        return m
+
+    def observe(self, name: str, value: float, stage: str = "") -> None:
+        self._metric(name, stage).observe(value)
+
+    def set(self, name: str, value: float) -> None:
+        self._metric(name, "").set(value)
+
+    def apply(self, update) -> None:
+        for name, value in update.gauges.items():
+            self.set(name, value)
+        for name, stage, value in update.observations:
+            self.observe(name, value, stage)
+
+
+ENGINE = EngineRecorder()
+
+
 
 def process_exited() -> None:
     """With several workers (PROMETHEUS_MULTIPROC_DIR set), drop this process's live gauges from the sums."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(os.getpid())
-
-
-prometheus_config = PrometheusConfig(app_name="translator", prefix="litestar", group_path=True,
-                                     exclude=["^/metrics$", "^/translate$"])
-
-
-class MetricsController(PrometheusController):
-    """litestar's PrometheusController, its OpenAPI entry saying what it answers: Prometheus text, not JSON, and
-    the 401/403 of a metrics token."""
-
-    get = get(media_type=CONTENT_TYPE_LATEST, responses=METRICS_RESPONSES, summary="Prometheus metrics",
-              description="Prometheus text exposition format.")(PrometheusController.get.fn)
-
-__all__ = ["ACTIVE_SEQUENCES", "BATCH_SIZE", "ENGINE_RSS", "GENERATED_TOKENS", "HELD", "INFERENCE_DURATION", "INPUT_TOKENS",
-           "QUEUE_DURATION", "QUEUE_SIZE", "REJECTED", "REQUESTS", "REQUEST_DURATION", "MetricsController",
-           "PrometheusController",
-           "prometheus_config"]

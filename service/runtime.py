@@ -1,6 +1,6 @@
 """The model directory and its onnxruntime sessions: encoder + one decoder step.
 
-Everything about shapes and ids comes from model.json; nothing is hard-coded here.
+Everything about shapes and ids comes from model.json (service/contract.py); nothing is hard-coded here.
 
 Between decoder steps a batch's tensors (encoder outputs, keys, mask, decoder state) live in a row store:
 `HostRows` keeps numpy arrays and runs the sessions with plain `run()`; `BoundRows` keeps OrtValues on the
@@ -9,29 +9,23 @@ step t+1 without a trip to the host, and only the log-probs (and attention when 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from . import rowgraphs
+from . import contract, rowgraphs
+from .contract import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS, Files
 from .errors import ModelLoadError
 from .settings import IO_BINDING
 
-ENCODER_INPUTS = ["src"]
-ENCODER_OUTPUTS = ["enc", "keys", "mask", "state"]
-DECODER_INPUTS = ["y_prev", "state", "enc", "keys", "mask"]
-DECODER_OUTPUTS = ["logprobs", "new_state", "attention"]
-REQUIRED_KEYS = ["format_version", "architecture", "vocab", "files"]
-
-
 @dataclass(frozen=True)
 class ModelInfo:
-    """The parts of model.json the service needs, checked on load."""
+    """The parts of model.json (service/contract.py's ModelCard) the service needs, checked on load."""
 
     raw: dict
+    files: Files
     pad_id: int
     bos_id: int
     eos_id: int
@@ -39,6 +33,7 @@ class ModelInfo:
     src_vocab: int
     tgt_vocab: int
     state_shape: tuple[int, int, int]   # (layers, parts, hidden) per sequence
+    placeholders: bool = False          # trained with placeholder symbols (service/placeholders.py)
 
     @classmethod
     def load(cls, model_dir: Path) -> "ModelInfo":
@@ -48,23 +43,17 @@ class ModelInfo:
         if not path.is_file():
             raise ModelLoadError(f"{path} is missing: is {model_dir} a model directory written by `python -m export onnx`?")
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ModelLoadError(f"{path} is not valid JSON: {e}") from None
-        missing = [k for k in REQUIRED_KEYS if k not in raw]
-        if missing:
-            raise ModelLoadError(f"{path} lacks the keys {missing}")
+            card, raw = contract.read(path)
+        except contract.ContractError as e:
+            raise ModelLoadError(str(e)) from None
         for key in ("encoder", "decoder_step", "source_tokenizer", "target_tokenizer"):
-            f = model_dir / raw["files"].get(key, f"<no files.{key}>")
+            f = model_dir / getattr(card.files, key)
             if not f.is_file():
                 raise ModelLoadError(f"{path} names {key} file {f.name}, which is missing from {model_dir}")
-        v, a = raw["vocab"], raw["architecture"]
-        try:
-            return cls(raw=raw, pad_id=int(v["pad_id"]), bos_id=int(v["bos_id"]), eos_id=int(v["eos_id"]),
-                       unk_id=int(v["unk_id"]), src_vocab=int(v["source_size"]), tgt_vocab=int(v["target_size"]),
-                       state_shape=tuple(int(x) for x in a["decoder_state_shape"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelLoadError(f"{path} is incomplete: {e!r}") from None
+        v = card.vocab
+        return cls(raw=raw, files=card.files, pad_id=v.pad_id, bos_id=v.bos_id, eos_id=v.eos_id, unk_id=v.unk_id,
+                   src_vocab=v.source_size, tgt_vocab=v.target_size,
+                   state_shape=card.architecture.decoder_state_shape, placeholders=card.placeholders)
 
 
 def _options(intra_threads: int, inter_threads: int) -> ort.SessionOptions:
@@ -101,11 +90,8 @@ class Runtime:
 
     io_binding: auto | on | off (or a bool). auto = on for CUDA, off for CPU. On CPU binding gains nothing: the
     plain `run()` already hands numpy buffers to ORT without a copy, and binding costs Python calls per step
-    (8 binds, get_outputs). Measured in-process (shipped int8 model, 2 shared cores, bench.run.compute_ceiling,
-    greedy, on/off interleaved, median of 5 runs; two such measurements, minutes apart): batch 1 (602 steps a
-    run) 0.376 / 0.338 ms per step off vs 0.400 / 0.342 on (+6% / +1%); batch 64 kept full (237 steps a run,
-    admissions included) 11.2 / 9.7 ms off vs 11.5 / 10.9 on (+3% / +13%). So binding never gained on CPU.
-    Results are identical either way (tests/test_iobinding.py).
+    (8 binds, get_outputs); docs/benchmarks/settings.md has the measurement. Results are identical either way
+    (tests/test_iobinding.py).
 
     encoder_threads: intra-op threads of the encoder session (0 = intra_threads). The engine runs the encoder on
     its own thread while the decoder steps, so one thread there leaves the other core to the decoder.
@@ -125,12 +111,12 @@ class Runtime:
         if gather not in ("auto", "numpy", "graph"):
             raise ModelLoadError(f"unknown gather {gather!r}: use auto, numpy or graph")
         so = _options(intra_threads, inter_threads)
-        files = info.raw["files"]
+        files = info.files
         try:
-            self.encoder = ort.InferenceSession(str(model_dir / files["encoder"]),
+            self.encoder = ort.InferenceSession(str(model_dir / files.encoder),
                                                 _options(encoder_threads or intra_threads, inter_threads),
                                                 providers=providers)
-            self.decoder = ort.InferenceSession(str(model_dir / files["decoder_step"]), so, providers=providers)
+            self.decoder = ort.InferenceSession(str(model_dir / files.decoder_step), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for corrupt graphs
             raise ModelLoadError(f"cannot load the ONNX graphs in {model_dir}: {e}") from None
         self.provider = self.decoder.get_providers()[0]
@@ -170,11 +156,11 @@ class Runtime:
 
     def encode(self, src: np.ndarray):
         """src (B, S) int64 -> enc (B, S, 2H), keys (B, S, A), mask (B, S) bool, state (B, L, K, Hd)."""
-        return self.encoder.run(None, {"src": src})
+        return self.encoder.run(None, {ENCODER_INPUTS[0]: src})
 
     def step(self, y_prev: np.ndarray, state, enc, keys, mask):
         """One decoder step for every row -> logprobs (B, V), new state, attention (B, S)."""
-        return self.decoder.run(None, {"y_prev": y_prev, "state": state, "enc": enc, "keys": keys, "mask": mask})
+        return self.decoder.run(None, dict(zip(DECODER_INPUTS, (y_prev, state, enc, keys, mask))))
 
 
 # -- row stores: a batch's tensors between decoder steps --------------------------------------------------

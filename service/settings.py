@@ -20,7 +20,7 @@ ENV_PREFIX = "TRANSLATOR_"
 PROVIDERS = ("auto", "cpu", "cuda")
 IO_BINDING = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-ON_OFF = ("fast_path", "engine_process", "hold_early_retries")   # the settings that are on | off
+ON_OFF = ("engine_process", "hold_early_retries")   # the settings that are on | off
 SECRETS = ("api_keys", "metrics_token")          # never echoed by --help
 
 
@@ -36,30 +36,23 @@ class Settings:
     """TRANSLATOR_PROVIDER: onnxruntime provider, cpu | cuda | auto (CUDA when available); cuda fails if absent."""
     intra_threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))
     """TRANSLATOR_INTRA_THREADS: onnxruntime intra-op threads (default: the CPU count, at most 8; 0 lets ORT pick).
-    Measured on 2 cores through HTTP (`python -m bench.threads`, twice, alternating; encoder 1 thread): 32 clients
-    973 and 639/s with 2 threads vs 766 and 839/s with 1 (within the machine's noise); one client 202 and 151/s
-    with 2 vs 231 and 267/s with 1. The default keeps both cores for the decoder under load; set 1 for the lowest
-    single-request latency on 2 cores."""
+    The default keeps every core for the decoder under load; 1 gives the lowest single-request latency on 2 cores
+    (docs/benchmarks/settings.md)."""
     encoder_threads: int = 1
     """TRANSLATOR_ENCODER_THREADS: onnxruntime intra-op threads of the encoder (0 = TRANSLATOR_INTRA_THREADS). The
     engine encodes newcomers on their own thread while the batch decodes; 1 leaves the other core to the decoder
-    (HTTP, 32 clients, 2 cores, 2 rounds: 717 / 655 sentences/s with 2 threads, 784 / 728 with 1)."""
+    (docs/benchmarks/settings.md)."""
     inter_threads: int = 1
     """TRANSLATOR_INTER_THREADS: onnxruntime inter-op threads."""
     io_binding: str = "auto"
     """TRANSLATOR_IO_BINDING: auto | on | off. On: the decoder state and encoder outputs stay on the session's
     device between steps (ORT I/O binding), only log-probs come back to the host. auto = on for CUDA, off for
-    CPU, where it gains nothing (service/runtime.py has the measurement). Translations are identical either way."""
+    CPU, where it gains nothing (docs/benchmarks/settings.md). Translations are identical either way."""
     max_batch: int = 64
     """TRANSLATOR_MAX_BATCH: most rows decoded together in one step (a sentence with beam k takes k rows);
     1 means no cross-request batching at all. 64: on 2 cores the engine kept full gives about the same
-    sentences/s at 16, 32 and 64 rows (978, 999, 955/s in docs/benchmarks/, within noise), and 64 rows let
-    beam-3 traffic (3 rows a sentence) and bursts of 64 clients into the batch instead of the queue."""
-    batching: str = "continuous"
-    """TRANSLATOR_BATCHING: continuous (admit and retire sentences every decoder step) | static (Triton-style
-    request-level batching: gather up to max_batch rows or wait batch_wait_ms, decode to completion)."""
-    batch_wait_ms: float = 0.0
-    """TRANSLATOR_BATCH_WAIT_MS: static batching only: how long an empty engine waits for a batch to fill."""
+    sentences/s at 16, 32 and 64 rows (docs/benchmarks/settings.md), and 64 rows let beam-3 traffic (3 rows a
+    sentence) and bursts of 64 clients into the batch instead of the queue."""
     max_queue: int = 1024
     """TRANSLATOR_MAX_QUEUE: most sentences waiting for the model; beyond it requests get 503 + Retry-After."""
     max_text_chars: int = 1000
@@ -111,9 +104,6 @@ class Settings:
     cors_origins: str = ""
     """TRANSLATOR_CORS_ORIGINS: comma-separated origins allowed to call the API from a browser (`*` for any);
     empty = CORS off (browsers allow same-origin pages only, like the demo page at /)."""
-    fast_path: str = "on"
-    """TRANSLATOR_FAST_PATH: on | off. On: common POST /translate requests skip Litestar's routing and middleware
-    (~1 ms of CPU per request here; service/app.py TranslatorApp has the measurement); answers are the same."""
     engine_process: str = "on"
     """TRANSLATOR_ENGINE_PROCESS: on | off. On: the batching engine (model runs and their per-step Python) runs in
     a process of its own, so HTTP work never holds the GIL the decoder needs (service/engine_process.py has the
@@ -141,8 +131,6 @@ class Settings:
                 raise ValueError(f"{name} must be on or off, got {getattr(self, name)!r}")
         if not 0 <= self.http_nice <= 19:
             raise ValueError(f"http_nice must be in 0..19, got {self.http_nice}")
-        if self.batching not in ("continuous", "static"):
-            raise ValueError(f"batching must be continuous or static, got {self.batching!r}")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         if not 0 <= self.port <= 65535:
@@ -240,7 +228,7 @@ def build_parser(defaults: Settings | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m service",
                                 description="English->Polish translation service (LibreTranslate-compatible API).")
     for f in dataclasses.fields(Settings):
-        choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS, "batching": ("continuous", "static"),
+        choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS,
                    "io_binding": IO_BINDING, **dict.fromkeys(ON_OFF, ("on", "off"))}.get(f.name)
         env_name = ENV_PREFIX + f.name.upper()
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=hints[f.name], choices=choices,

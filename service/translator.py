@@ -51,10 +51,10 @@ class Translator:
         self.model_dir = Path(model_dir)
         self.guards = guards        # False: the model's plain search, for parity checks against PyTorch
         self.info = ModelInfo.load(self.model_dir)
-        files = self.info.raw["files"]
+        files = self.info.files
         try:
-            self.sp_src = spm.SentencePieceProcessor(model_file=str(self.model_dir / files["source_tokenizer"]))
-            self.sp_tgt = spm.SentencePieceProcessor(model_file=str(self.model_dir / files["target_tokenizer"]))
+            self.sp_src = spm.SentencePieceProcessor(model_file=str(self.model_dir / files.source_tokenizer))
+            self.sp_tgt = spm.SentencePieceProcessor(model_file=str(self.model_dir / files.target_tokenizer))
         except Exception as e:  # sentencepiece raises OSError/RuntimeError for corrupt files
             raise ModelLoadError(f"cannot load the tokenizers in {self.model_dir}: {e}") from None
         if self.sp_src.get_piece_size() != self.info.src_vocab or self.sp_tgt.get_piece_size() != self.info.tgt_vocab:
@@ -65,7 +65,7 @@ class Translator:
         self.max_output_tokens = max_output_tokens
         # a model trained with placeholders (model.json "placeholders": true) gets numbers, URLs, e-mails and
         # rare names as placeholder symbols, and its outputs get them back (service/placeholders.py)
-        self.rare = rare_word(self.sp_src) if self.info.raw.get("placeholders") else None
+        self.rare = rare_word(self.sp_src) if self.info.placeholders else None
 
     @property
     def provider(self) -> str:

@@ -209,7 +209,14 @@ class GatedTranslator(Translator):
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.gate, self.entered, self.fail_next, self.batches = threading.Event(), threading.Event(), False, []
-        real_step = self.runtime.step
+        self.encoded = 0                                  # sentences through the encoder
+        real_step, real_encode = self.runtime.step, self.runtime.encode
+
+        def encode(src):
+            out = real_encode(src)
+            self.encoded += len(src)
+            return out
+        self.runtime.encode = encode
 
         def step(y, *rest):
             self.entered.set()
@@ -243,13 +250,15 @@ def test_overload_batching_and_failure_isolation(model_dir):
 
         send("first", "Thank you.", 0)
         assert gated.entered.wait(10)                                     # the engine is busy with it
+        encoded = gated.encoded
         send("a", SENTENCES[:2], 2)
         send("b", "I see a cat.", 3)
         over = client.post("/translate", json={"q": "Hi."})              # queue holds 3 sentences: full
         assert over.status_code == 503 and over.headers["Retry-After"] and "queue" in over.json()["error"]
         deadline = time.time() + 10                                       # both encoded while the step waits
-        while app.state.engine._ready_rows < 3 and time.time() < deadline:
+        while gated.encoded < encoded + 3 and time.time() < deadline:
             time.sleep(0.01)
+        time.sleep(0.1)                                                   # (and handed to the scheduler)
         gated.batches.clear()
         gated.gate.set()
         for t in threads:

@@ -1,4 +1,5 @@
-"""The engine: continuous batching gives exactly what one-by-one decoding gives."""
+"""The engine: continuous batching (and the benchmark's baselines, on the same engine) gives exactly what
+one-by-one decoding gives."""
 from __future__ import annotations
 
 import asyncio
@@ -6,13 +7,14 @@ import random
 
 import pytest
 
-from service.engine import Engine
+from bench.baselines import engine as make_engine
+from service.engine_client import LocalEngine
 from test_translator import SENTENCES
 
 
 def run_concurrently(translator, texts, **engine_kw):
     async def main():
-        engine = Engine(translator, **engine_kw)
+        engine = make_engine(translator, **engine_kw)
         engine.start()
         try:
             return await asyncio.gather(*(engine.submit([t]) for t in texts))
@@ -31,7 +33,7 @@ def test_200_concurrent_sentences_equal_sequential_decoding(translator, kw):
 
 def test_mixed_beams_and_multi_sentence_requests(translator):
     async def main():
-        engine = Engine(translator, max_batch=12)
+        engine = LocalEngine(translator, max_batch=12)
         engine.start()
         try:
             return await asyncio.gather(engine.submit(SENTENCES[:5], beam_size=3, num_hypotheses=2),
@@ -46,7 +48,7 @@ def test_mixed_beams_and_multi_sentence_requests(translator):
 
 
 def test_the_batch_never_holds_more_than_max_batch_rows(translator):
-    """The encoder may run ahead of the free rows (Engine.lookahead), so one encoded group can be larger than
+    """The encoder may run ahead of the free rows (Scheduler.lookahead), so one encoded group can be larger than
     the batch; only the sentences that fit may join it."""
     rows, step = [], translator.runtime.step
 

@@ -64,3 +64,14 @@ def test_a_dead_engine_fails_its_requests_and_stops_the_server_with_status_1(sta
     out = srv.stop()
     assert srv.proc.returncode == 1, out
     assert "engine process %d ended unexpectedly" % pid in out and "stopping this server" in out
+
+
+def test_the_engine_side_never_imports_the_web_framework():
+    """What the engine process imports (service.engine_process and below) is free of Litestar and uvicorn."""
+    import subprocess
+    import sys
+
+    code = ("import sys, service.engine_process, service.engine, service.scheduler, service.metrics; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'litestar', 'uvicorn', 'starlette', 'httpx'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -8,14 +8,16 @@ Three ways to run the same decoding, compared for equality (texts, scores, atten
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import numpy as np
 import pytest
 
 from conftest import SHIPPED_MODEL
 from service import rowgraphs
+from service import metrics
 from service.engine import Engine
+from service.engine_client import LocalEngine
+from service.messages import Cancel, Submit
 from service.errors import ModelLoadError
 from service.runtime import BoundRows, HostRows
 from service.settings import Settings
@@ -122,36 +124,30 @@ def test_joins_and_drops_same_results_every_mode(tiny, shipped, static):
 
 
 def engine_run(tr: Translator) -> list:
-    """The Engine's own admission and retirement (_take_waiting/_encode/_take_ready/_iterate), played step by step in this thread so the
-    schedule is the same every run: requests arrive while others decode, one is cancelled mid-decode."""
-    async def main():
-        engine = Engine(tr, max_batch=8)
-        engine._threads = [threading.main_thread()]       # submit() queues; this test plays both workers
-        arrivals = {0: [(SENTENCES[:3], 1)], 1: [(SENTENCES[3:4], 3)], 2: [(SENTENCES[4:7], 1)],
-                    4: [(SENTENCES[7:8], 2), (["I see a cat.", "Thank you."], 1)], 6: [(SENTENCES[8:], 3)]}
-        tasks = []
-        for step in range(80):
-            for texts, beam in arrivals.get(step, []):
-                tasks.append(asyncio.ensure_future(engine.submit(texts, beam_size=beam, num_hypotheses=beam,
-                                                                 return_attention=beam == 2)))
-            await asyncio.sleep(0)                      # the submits queue their sentences
-            if step == 5:
-                tasks[1].cancel()                       # the beam-3 request's client went away
-                await asyncio.sleep(0)
-            with engine._cond:
-                waiting = engine._take_waiting()
-            if waiting:
-                engine._encode(waiting)
-            with engine._cond:
-                ready = engine._take_ready()
-            engine._iterate(engine._batch, ready)
-            engine._live = engine._batch.live_rows
-            await asyncio.sleep(0)                      # answers resolve on this loop
-            if step > 6 and all(t.done() for t in tasks):
-                break
-        assert all(t.done() for t in tasks)
-        return [None if t.cancelled() else flat(t.result()) for t in tasks]
-    return asyncio.run(main())
+    """The Engine's own admission and retirement, its two workers' iterations (encode_next, decode_next) played in
+    this thread so the schedule is the same every run: requests arrive while others decode, one is cancelled
+    mid-decode."""
+    reports = []
+    engine = Engine(tr, reports.append, metrics.ENGINE, max_batch=8)
+    arrivals = {0: [(SENTENCES[:3], 1)], 1: [(SENTENCES[3:4], 3)], 2: [(SENTENCES[4:7], 1)],
+                4: [(SENTENCES[7:8], 2), (["I see a cat.", "Thank you."], 1)], 6: [(SENTENCES[8:], 3)]}
+    sent = 0
+    for step in range(80):
+        for texts, beam in arrivals.get(step, []):
+            engine.handle(Submit(sent, texts, beam, beam, beam == 2))
+            sent += 1
+        if step == 5:
+            engine.handle(Cancel(1))                    # the beam-3 request's client went away
+        engine.encode_next()
+        engine.decode_next()
+        answers = {a.id: a for r in reports for a in r.answers}
+        if step > 6 and len(answers) == sent - 1:
+            break
+    engine.decode_next()                                # the last step's report
+    answers = {a.id: a for r in reports for a in r.answers}
+    assert 1 not in answers and len(answers) == sent - 1 and not any(a.error for a in answers.values())
+    assert sum(r.left for r in reports) == sum(len(t) for ts in arrivals.values() for t, _ in ts)
+    return [flat(answers[i].results) if i in answers else None for i in range(sent)]
 
 
 def test_engine_mixed_requests_same_results_every_mode(tiny):
@@ -168,7 +164,7 @@ def test_engine_worker_thread_with_binding_equals_sequential(tiny, mode):
     sequential = {t: tiny["off"].translate_batch([t])[0].text for t in set(texts)}
 
     async def main():
-        engine = Engine(tr, max_batch=16)
+        engine = LocalEngine(tr, max_batch=16)
         engine.start()
         try:
             return await asyncio.gather(*(engine.submit([t]) for t in texts))
