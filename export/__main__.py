@@ -6,11 +6,12 @@ import sys
 
 
 def main(argv=None) -> int:
-    from . import evaluate, onnx_export, plot_attention, train
+    from . import corpus, evaluate, onnx_export, plot_attention, train
 
     p = argparse.ArgumentParser(prog="python -m export", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    commands = {"train": (train, "train tokenizers and the model on a TSV corpus"),
+    commands = {"corpus": (corpus, "build the training corpus: Tatoeba + extra/, filtered, dev sets kept out"),
+                "train": (train, "train tokenizers and the model on a TSV corpus"),
                 "onnx": (onnx_export, "export a checkpoint to an ONNX model directory (parity-checked)"),
                 "evaluate": (evaluate, "BLEU/chrF of a model directory through the serving engine"),
                 "plot-attention": (plot_attention, "attention heatmap PNGs for chosen sentences")}

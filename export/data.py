@@ -39,8 +39,10 @@ def split_by_source(pairs, n_val: int, n_test: int, seed: int):
     return train, val, test
 
 
-def train_tokenizer(sentences: list[str], prefix: Path, vocab_size: int) -> spm.SentencePieceProcessor:
-    """A SentencePiece unigram model with fixed special ids: pad 0, bos 1, eos 2, unk 3."""
+def train_tokenizer(sentences: list[str], prefix: Path, vocab_size: int,
+                    symbols: list[str] = ()) -> spm.SentencePieceProcessor:
+    """A SentencePiece unigram model with fixed special ids: pad 0, bos 1, eos 2, unk 3; `symbols` (the
+    placeholders) are single pieces, and characters outside the vocabulary fall back to bytes, not unk."""
     # The vocabulary cannot be larger than what the text supports (tiny fixture corpora).
     chars = len(set("".join(sentences)))
     vocab_size = max(min(vocab_size, len(set(" ".join(sentences).split())) + chars + 4), chars + 8)
@@ -48,6 +50,7 @@ def train_tokenizer(sentences: list[str], prefix: Path, vocab_size: int) -> spm.
         sentence_iterator=iter(sentences), model_prefix=str(prefix), vocab_size=vocab_size,
         model_type="unigram", character_coverage=1.0, pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK,
         hard_vocab_limit=False, num_threads=2, minloglevel=2, input_sentence_size=0,
+        user_defined_symbols=list(symbols), byte_fallback=bool(symbols),
     )
     return spm.SentencePieceProcessor(model_file=f"{prefix}.model")
 
