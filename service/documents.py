@@ -4,6 +4,9 @@
 of the document, service.html_text); the HTTP layer submits the sentences of all texts together, so every
 sentence is its own sequence in the continuous batch; `combine(text, results)` puts one text back together.
 
+A plain text of symbols only ("...", emoji) has no sentence by service.segment's rule; it goes to the model whole,
+as every text did before, so that it is answered as before (blank texts too: "").
+
 What a text of several sentences answers (a text of one sentence answers exactly what it always did):
   - translation: the sentences' best translations, in the original layout (whitespace, line breaks);
   - alternatives: rank by rank, as argos-translate (LibreTranslate's engine) combines its sentences' n-best:
@@ -45,8 +48,8 @@ class Text:
         self.sentences = [s for p in self.pieces for s in p.sentences]
 
     def render(self, translations: list[str]) -> str:
-        """The text with sentence i replaced by translations[i]. A plain text without sentences (blank) is ""."""
-        if self.html is None and not self.sentences:
+        """The text with sentence i replaced by translations[i]. A blank plain text is "" (as it always was)."""
+        if self.html is None and not self.pieces[0].text.strip():
             return ""
         it = iter(translations)
         pieces = [p.join([next(it) for _ in p.sentences]) for p in self.pieces]
@@ -66,7 +69,12 @@ def prepare(text: str, format: str = "text") -> Text:
     if format == "html":
         doc = HtmlDocument(text)
         return Text([split(t) for t in doc.texts], doc)
-    return Text([split(text)])
+    seg = split(text)
+    if not seg.sentences and text.strip():   # only symbols ("...", emoji): the model sees it whole, as it always did
+        core = text.strip()
+        start = text.index(core)
+        seg = Segmented([core], [text[:start], text[start + len(core):]])
+    return Text([seg])
 
 
 def combine(text: Text, results: list[TranslationResult], attention: bool = False) -> TextResult:

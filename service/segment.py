@@ -9,7 +9,9 @@ each is decoded as its own sequence, and the translations are put back between t
     as "U.S." and "Dr.", decimals, quotes, ellipses; no data files, no downloads);
   - a sentence is the text between two boundaries with its surrounding whitespace moved to the gaps, so
     `gaps[0] + sentences[0] + gaps[1] + ... + sentences[-1] + gaps[-1] == text` always: no character is lost,
-    whatever the segmenter says (its pieces are only used as boundary positions).
+    whatever the segmenter says (its pieces are only used as boundary positions);
+  - a piece with no letter or digit in it ("...", "* * *", "-", an emoji, a "." left between two HTML tags) has
+    nothing to translate: it stays in the gap as it is (the model would invent words for it).
 
 Why sentencex over pysbd (both tried on the same tricky English, 2026-12-02; docs/segmentation.md): the two split
 abbreviations, decimals, quotes and ellipses the same way, but sentencex kept "https://example.com/a.b?c=1." whole
@@ -37,8 +39,8 @@ _ODD_SPACE = re.compile(r"[^\S \t\r\n]")         # whitespace other than ASCII (
 class Segmented:
     """A text as sentences and the whitespace around them: len(gaps) == len(sentences) + 1."""
 
-    sentences: list[str]    # each non-blank, without leading or trailing whitespace
-    gaps: list[str]         # whitespace (incl. line breaks) before, between and after the sentences
+    sentences: list[str]    # each with a letter or digit, without leading or trailing whitespace
+    gaps: list[str]         # kept as they are: whitespace, line breaks, pieces without a letter or digit
 
     def join(self, translations: Sequence[str]) -> str:
         """The text with sentence i replaced by translations[i] (one per sentence), gaps as they were."""
@@ -68,7 +70,7 @@ def split(text: str) -> Segmented:
 
 
 def _spans(line: str) -> list[tuple[int, int]]:
-    """(start, stop) of each sentence in one line, whitespace trimmed; none for a blank line."""
+    """(start, stop) of each sentence in one line, whitespace trimmed; none for a line without letters or digits."""
     cuts = [0]
     for piece in _segment(_ODD_SPACE.sub(" ", line)):
         cuts.append(cuts[-1] + len(piece))
@@ -77,7 +79,7 @@ def _spans(line: str) -> list[tuple[int, int]]:
     spans = []
     for a, b in zip(cuts, cuts[1:]):
         chunk = line[a:b]
-        if chunk.strip():
+        if any(c.isalnum() for c in chunk):
             lead = len(chunk) - len(chunk.lstrip())
             spans.append((a + lead, a + len(chunk.rstrip())))
     return spans

@@ -48,6 +48,19 @@ def test_blank_text_is_empty(text):
     assert out.attention == {"source_tokens": [], "target_tokens": [], "weights": []}
 
 
+def test_symbols_only():
+    """A text of symbols only goes to the model whole, as it always did; in a text with sentences, or as an HTML
+    text node, symbols are kept as they are."""
+    t = prepare(" ...\n")
+    assert t.sentences == ["..."]
+    assert combine(t, [result(["a"], ("X", -1.0, 1))]).text == " X\n"
+    assert prepare("Hello. ...").sentences == ["Hello."]
+    h = prepare("<p>Hello <b>you</b>.</p><p>\u2014</p>", "html")
+    assert h.sentences == ["Hello", "you"]
+    assert combine(h, [result(["a"], ("Cześć", -1.0, 1)), result(["b"], ("ty", -1.0, 1))]).text == \
+        "<p>Cześć <b>ty</b>.</p><p>\u2014</p>"
+
+
 def test_alternatives_rank_by_rank_falling_back_to_the_best():
     t = prepare("One. Two.")
     out = combine(t, [result(["a"], ("A1", -1.0, 1), ("A2", -2.0, 1), ("A3", -3.0, 1)),

@@ -53,6 +53,13 @@ def test_non_ascii_spaces_do_not_break_the_segmenter():
         assert seg.text == text and all(s.strip() == s and s for s in seg.sentences)
 
 
+def test_pieces_without_letters_or_digits_are_kept_as_they_are():
+    seg = split("Hello there. ...\n* * *\n\u2014 The end. \U0001F600")
+    assert seg.sentences == ["Hello there.", "\u2014 The end."]
+    assert seg.gaps == ["", " ...\n* * *\n", " \U0001F600"]
+    assert split(".").sentences == [] and split(".").text == "."
+
+
 def test_join_needs_one_translation_per_sentence():
     with pytest.raises(ValueError):
         split("One. Two.").join(["Jeden."])
@@ -65,5 +72,6 @@ def test_no_character_is_ever_lost(text):
     seg = split(text)
     assert isinstance(seg, Segmented) and len(seg.gaps) == len(seg.sentences) + 1
     assert seg.text == text
-    assert all(s and s == s.strip() and "\n" not in s and "\r" not in s for s in seg.sentences)
-    assert all(not g.strip() for g in seg.gaps)
+    assert all(s == s.strip() and "\n" not in s and "\r" not in s for s in seg.sentences)
+    assert all(any(c.isalnum() for c in s) for s in seg.sentences)
+    assert not any(c.isalnum() for g in seg.gaps for c in g)
