@@ -17,6 +17,8 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 
+from .documents import FORMATS
+
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
     from litestar.typing import FieldDefinition
@@ -47,8 +49,9 @@ TRANSLATE_RESPONSES: dict[int, ResponseSpec] = {
                "(`Authorization: Bearer KEY`, `X-API-Key: KEY` or the body field `api_key`)."),
     403: error("forbidden: the API key sent is not valid."),
     413: error("payload_too_large: over a size limit: the body (TRANSLATOR_MAX_BODY_BYTES), texts per request "
-               "(TRANSLATOR_MAX_TEXTS), characters per text (TRANSLATOR_MAX_TEXT_CHARS) or subword tokens per text "
-               "(TRANSLATOR_MAX_SOURCE_TOKENS); the message names the limit and the value received."),
+               "(TRANSLATOR_MAX_TEXTS), characters per text (TRANSLATOR_MAX_TEXT_CHARS), subword tokens per sentence "
+               "(TRANSLATOR_MAX_SOURCE_TOKENS) or sentences per request (TRANSLATOR_MAX_QUEUE); the message names "
+               "the limit and the value received."),
     429: error("rate_limited: over TRANSLATOR_RATE_LIMIT requests per minute for this API key or client address; "
                "retry after Retry-After seconds."),
     500: error("model_error: the model failed while decoding (only the requests in that decoder step fail), or "
@@ -118,9 +121,12 @@ class RequestLimits(OpenAPISchemaPlugin):
         if isinstance(props.get("q"), Schema):
             props["q"].description = (
                 f"One text, or a list of at most {s.max_texts} (TRANSLATOR_MAX_TEXTS); each at most "
-                f"{s.max_text_chars} characters (TRANSLATOR_MAX_TEXT_CHARS) and {s.max_source_tokens} subword tokens "
-                f"(TRANSLATOR_MAX_SOURCE_TOKENS; a text over it is answered 413). Blank texts translate to \"\".")
-        for name, values in (("source", self.sources), ("target", self.targets), ("format", ("text",))):
+                f"{s.max_text_chars} characters (TRANSLATOR_MAX_TEXT_CHARS; markup included for format html). A "
+                "text may hold several sentences and line breaks: it is cut into sentences (every line break ends "
+                "one), each is translated on its own, and the translations are put back with the text's own "
+                f"whitespace. Each sentence at most {s.max_source_tokens} subword tokens (TRANSLATOR_MAX_SOURCE_TOKENS; "
+                "413 beyond), and at most TRANSLATOR_MAX_QUEUE sentences in all. Blank texts translate to \"\".")
+        for name, values in (("source", self.sources), ("target", self.targets), ("format", FORMATS)):
             _typed(props.get(name), OpenAPIType.STRING, enum=list(values))
         _typed(props.get("beam_size"), OpenAPIType.INTEGER, maximum=s.max_beam)
         _typed(props.get("alternatives"), OpenAPIType.INTEGER, maximum=s.max_beam - 1)
