@@ -16,7 +16,8 @@ values too: `title`, `alt`...), comments, the doctype, CDATA and processing inst
 
 Text nodes are translated one by one (each cut into sentences by service.segment), so a sentence that runs across
 inline tags (`Click <a>here</a> to start.`) is translated in pieces: the markup stays where it was, at some cost
-in fluency.
+in fluency. html.parser does not apply HTML's implied end tags, so `<li>a<li>b</ul>` comes back as
+`<li>a<li>b</li></li>`: well-formed, but nested where a browser would have closed the first item.
 """
 from __future__ import annotations
 

@@ -15,10 +15,11 @@ each is decoded as its own sequence, and the translations are put back between t
 
 Why sentencex over pysbd (both tried on the same tricky English, 2026-12-02; docs/segmentation.md): the two split
 abbreviations, decimals, quotes and ellipses the same way, but sentencex kept "https://example.com/a.b?c=1." whole
-where pysbd cut it after "?", pysbd loses characters on some punctuation runs ("..?!" -> ["..]) and took ~12 ms
-per 1000 characters on the event loop against ~0.25 ms; pysbd's last release is from 2021. sentencex 1.0.32 panics
-on some non-ASCII spaces after a period ("U \\xa0.U."), so it is given a copy with every non-ASCII space as " "
-(same length, so offsets map one to one); a panic that still happens leaves the line as one sentence.
+where pysbd cut it after "?", pysbd loses characters on some punctuation runs ("..?!" -> [".."]) and took 4-12 ms
+per 1000 characters on the event loop against 0.02-0.25 ms (`python -m bench.segmenters`); pysbd's last release
+is from 2021. sentencex 1.0.32 panics on some non-ASCII spaces after a period ("U \\xa0.U."), so it is given a
+copy with every non-ASCII space as " " (same length, so offsets map one to one); a panic that still happens
+leaves the line as one sentence.
 """
 from __future__ import annotations
 
