@@ -37,7 +37,7 @@ from .errors import (ClientClosedRequest, Forbidden, InvalidInput, ModelError, O
 from .demo import demo_page
 from .engine_client import LocalEngine, Model, TranslationEngine
 from .engine_process import ProcessEngine
-from .documents import FORMATS, TextResult, combine, locate, prepare
+from .documents import FORMATS, TextResult, combine_all, locate, prepare
 from .settings import Settings
 from .shutdown import drain_on_sigterm, uvicorn_server
 from .translator import Translator, load_translator
@@ -161,11 +161,8 @@ async def _translate(data: TranslateRequest, header_key: str | None, engine: Tra
                                         timeout)
     except PayloadTooLarge as e:         # "text K" of the sentences -> the text of q (and its sentence)
         raise locate(docs, e) from None
-    done, per_text = 0, []
-    for d in docs:
-        per_text.append(combine(d, results[done:done + len(d.sentences)], data.return_attention))
-        done += len(d.sentences)
-    return _response(data.q, per_text, data.alternatives, data.return_attention)
+    return _response(data.q, combine_all(docs, results, data.return_attention), data.alternatives,
+                     data.return_attention)
 
 
 WATCH_AFTER_S = 0.05   # a request still running after this long starts watching for its client going away

@@ -94,6 +94,15 @@ def combine(text: Text, results: list[TranslationResult], attention: bool = Fals
     return out
 
 
+def combine_all(texts: list[Text], results: list[TranslationResult], attention: bool = False) -> list[TextResult]:
+    """Each text's answer, from the results of all their sentences in order (one engine.submit for all)."""
+    out, done = [], 0
+    for t in texts:
+        out.append(combine(t, results[done:done + len(t.sentences)], attention))
+        done += len(t.sentences)
+    return out
+
+
 def _score(hyps: list[Hypothesis]) -> float:
     if len(hyps) == 1:
         return hyps[0].score
