@@ -37,7 +37,7 @@ from .errors import (ClientClosedRequest, Forbidden, InvalidInput, ModelError, O
 from .demo import demo_page
 from .engine_client import LocalEngine, Model, TranslationEngine
 from .engine_process import ProcessEngine
-from .documents import FORMATS, TextResult, combine_all, locate, prepare
+from .documents import FORMATS, TextResult, combine_all, locate, prepare_all
 from .settings import Settings
 from .shutdown import drain_on_sigterm, uvicorn_server
 from .translator import Translator, load_translator
@@ -154,7 +154,7 @@ async def _translate(data: TranslateRequest, header_key: str | None, engine: Tra
     auth.check(header_key, data.api_key)
     texts, beam, nbest = _validate(data, settings)
     timeout = min(data.timeout or settings.request_timeout_s, settings.request_timeout_s)
-    docs = [prepare(t, data.format) for t in texts]
+    docs = prepare_all(texts, data.format)
     sentences = [s for d in docs for s in d.sentences]
     try:
         results = await _until_deadline(receive, engine.submit(sentences, beam, nbest, data.return_attention),

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import TranslatorError
+from .errors import InvalidInput, TranslatorError
 from .heatmap import attention_of
 from .html_text import HtmlDocument
 from .segment import Segmented, split
@@ -75,6 +75,17 @@ def prepare(text: str, format: str = "text") -> Text:
         start = text.index(core)
         seg = Segmented([core], [text[:start], text[start + len(core):]])
     return Text([seg])
+
+
+def prepare_all(texts: list[str], format: str = "text") -> list[Text]:
+    """prepare() for each text of q; an HTML text that cannot be parsed is a 400 naming the text."""
+    out = []
+    for i, t in enumerate(texts):
+        try:
+            out.append(prepare(t, format))
+        except InvalidInput as e:
+            raise InvalidInput(f"text {i}: {e}") from None
+    return out
 
 
 def combine(text: Text, results: list[TranslationResult], attention: bool = False) -> TextResult:

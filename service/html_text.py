@@ -26,7 +26,10 @@ from typing import Sequence
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.builder import HTMLTreeBuilder
 from bs4.dammit import EntitySubstitution
+from bs4.exceptions import ParserRejectedMarkup
 from bs4.formatter import HTMLFormatter
+
+from .errors import InvalidInput
 
 KEEP_INSIDE = frozenset({"script", "style", "code", "pre", "kbd", "samp", "template"})
 # BeautifulSoup shrinks whitespace-only strings to one "\n" or " " outside <pre> and <textarea>; with its root in
@@ -47,7 +50,11 @@ _FORMATTER = _AsWritten(entity_substitution=EntitySubstitution.substitute_xml)
 
 class HtmlDocument:
     def __init__(self, html: str):
-        self.soup = BeautifulSoup(html, "html.parser", preserve_whitespace_tags=_KEEP_WHITESPACE)
+        try:
+            self.soup = BeautifulSoup(html, "html.parser", preserve_whitespace_tags=_KEEP_WHITESPACE)
+        except ParserRejectedMarkup as e:      # html.parser gives up on a few inputs, e.g. "<![" + not a name
+            reason = str(e).strip().splitlines()[-1].split(": ", 1)[-1]
+            raise InvalidInput(f"it cannot be parsed as HTML ({reason}); write a literal '<' as &lt;") from None
         self._nodes = [s for s in self.soup.find_all(string=True)
                        if type(s) is NavigableString and s.strip() and _translatable(s)]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
+from service.errors import InvalidInput
 from service.html_text import HtmlDocument
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -111,3 +113,24 @@ def test_render_twice_and_count_checked():
     assert doc.render(["z", "w"]) == "<p>z</p><p>w</p>"      # alternatives render from the same document
     with pytest.raises(ValueError):
         doc.render(["only one"])
+
+
+def test_markup_the_parser_rejects_is_invalid_input():
+    with pytest.raises(InvalidInput, match=r"cannot be parsed as HTML \(expected name token at '<!\[ foo'\)"):
+        HtmlDocument("<p>Hi <![ foo")
+
+
+PIECES = list("<>/!?[]-'\"=&#; \nabpiCDATA") + ["<b>", "</b>", "<p>", "</p>", "<br>", "<!--", "-->", "<script>"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join))
+def test_any_markup_is_rejected_clearly_or_comes_back_well_formed(html):
+    try:
+        doc = HtmlDocument(html)
+    except InvalidInput:
+        return
+    out = upper(doc)
+    assert well_formed(out), out
+    squeeze = lambda texts: "".join("".join(texts).split())      # adjacent text nodes may merge when re-read
+    assert squeeze(HtmlDocument(out).texts) == squeeze(t.upper() for t in doc.texts)

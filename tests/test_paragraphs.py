@@ -135,6 +135,12 @@ def test_malformed_html_gives_well_formed_html(client, page):
     assert len(body["attention"]) == 2
 
 
+def test_html_the_parser_rejects_is_a_400(client):
+    r = client.post("/translate", json={"q": ["<p>Fine.</p>", "Hi <![ there"], "format": "html"})
+    assert r.status_code == 400
+    assert r.json()["error"].startswith("text 1: it cannot be parsed as HTML (expected name token")
+
+
 def test_plain_text_with_markup_is_not_parsed(client):
     out = translate(client, q="<b>I see a cat.</b>")["translatedText"]
     assert isinstance(out, str) and out           # format "text" hands the characters to the model as they are
