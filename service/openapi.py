@@ -43,8 +43,9 @@ def error(description: str) -> ResponseSpec:
 INTERNAL = error("internal_error: an unexpected error in the service; it was logged, the message says no more.")
 TRANSLATE_RESPONSES: dict[int, ResponseSpec] = {
     400: error("invalid_input: the body is not UTF-8 JSON of the documented shape, a field has the wrong type, "
-               "the language pair or format is not supported (see GET /languages), or beam_size / alternatives is "
-               "over its limit (TRANSLATOR_MAX_BEAM; alternatives at most TRANSLATOR_MAX_BEAM - 1)."),
+               "the language pair or format is not supported (see GET /languages), a text sent as format html cannot "
+               "be parsed, or beam_size / alternatives is over its limit (TRANSLATOR_MAX_BEAM; alternatives at most "
+               "TRANSLATOR_MAX_BEAM - 1)."),
     401: error("unauthorized: the service has API keys (TRANSLATOR_API_KEYS) and the request sent none "
                "(`Authorization: Bearer KEY`, `X-API-Key: KEY` or the body field `api_key`)."),
     403: error("forbidden: the API key sent is not valid."),
