@@ -2,11 +2,16 @@
 per text, apart from the model (service/documents.py: prepare + combine, with results shaped as the engine's).
 
 Prints microseconds per text for a one-sentence text (the common request), a 1000-character paragraph, and a
-1000-character HTML fragment, each with and without attention. Run it wrapped: /work/tools/quiet.sh or on an idle
+1000-character HTML fragment, each with and without attention. With --model DIR it also times POST /translate
+in-process (engine in threads, greedy): a paragraph of six sentences against its longest sentence alone and against
+the six sentences as six requests one after another. Run it wrapped: /work/tools/quiet.sh or on an idle
 machine."""
 from __future__ import annotations
 
+import argparse
+import statistics
 import time
+from pathlib import Path
 
 from service.documents import combine, prepare
 from service.translator import Hypothesis, TranslationResult
@@ -37,12 +42,45 @@ def per_text_us(text: str, fmt: str, attention: bool, seconds: float = 1.0) -> t
     return (time.perf_counter() - t0) / n * 1e6, len(prepare(text, fmt).sentences)
 
 
+SIX = ["Thank you very much for your help.", "I would like to buy a new car.", "Where is the train station?",
+       "It is raining again.", "My brother lives in a small town near the sea.", "How are you?"]
+
+
+def end_to_end(model_dir: Path, rounds: int = 30) -> None:
+    from litestar.testing import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(model_dir=model_dir, provider="cpu", engine_process="off", default_beam=1)
+    paragraph = " ".join(SIX[:3]) + "\n\n" + " ".join(SIX[3:])
+    longest = max(SIX, key=len)
+    with TestClient(create_app(settings)) as c:
+        def ms(bodies: list[dict]) -> float:
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                for b in bodies:
+                    assert c.post("/translate", json=b).status_code == 200
+                times.append((time.perf_counter() - t0) * 1000)
+            return statistics.median(times)
+        ms([{"q": paragraph}])                                     # warm up
+        print(f"POST /translate, median of {rounds}: paragraph of 6 sentences {ms([{'q': paragraph}]):.1f} ms; "
+              f"its longest sentence alone {ms([{'q': longest}]):.1f} ms; "
+              f"the 6 as 6 requests in a row {ms([{'q': s} for s in SIX]):.1f} ms")
+
+
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", type=Path, help="also time POST /translate with this model directory")
+    args = p.parse_args()
     for name, text, fmt in (("one sentence", SENTENCE, "text"), ("paragraph", PARAGRAPH[:1000], "text"),
                             ("HTML", PAGE[:1000], "html")):
         for attention in (False, True):
             us, k = per_text_us(text, fmt, attention)
             print(f"{name:13s} {len(text):5d} chars {k:3d} sentences  attention={str(attention):5s}  {us:8.0f} us")
+    if args.model:
+        end_to_end(args.model)
 
 
 if __name__ == "__main__":
