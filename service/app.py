@@ -37,10 +37,10 @@ from .errors import (ClientClosedRequest, Forbidden, InvalidInput, ModelError, O
 from .demo import demo_page
 from .engine_client import LocalEngine, Model, TranslationEngine
 from .engine_process import ProcessEngine
-from .heatmap import attention_of
+from .documents import FORMATS, TextResult, combine_all, locate, prepare_all
 from .settings import Settings
 from .shutdown import drain_on_sigterm, uvicorn_server
-from .translator import Hypothesis, TranslationResult, Translator, load_translator
+from .translator import Translator, load_translator
 
 log = logging.getLogger(__name__)
 # The HTTP status of each error of the service (errors.py): the one place exceptions become status codes.
@@ -66,7 +66,13 @@ class TranslateRequest(msgspec.Struct):
     q: str | list[str]
     source: Annotated[str, msgspec.Meta(max_length=16)] = "en"
     target: Annotated[str, msgspec.Meta(max_length=16)] = "pl"
-    format: Annotated[str, msgspec.Meta(max_length=16)] = "text"
+    format: Annotated[str, msgspec.Meta(
+        max_length=16,
+        description='"text" (default): each text is cut into sentences, translated, and put back in its layout '
+                    '(whitespace and line breaks as sent). "html" (LibreTranslate\'s): each text is an HTML '
+                    "document or fragment; its text nodes are translated (each cut into sentences) and tags, "
+                    "attributes, comments and the insides of script, style, code and pre are kept; the answer is "
+                    "well-formed HTML")] = "text"
     alternatives: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Extra translations after the best one (n-best from beam search); beam_size is raised to alternatives+1.
     At most TRANSLATOR_MAX_BEAM - 1 (checked in the handler; the app's schema states the maximum)."""
@@ -83,10 +89,22 @@ class TranslateRequest(msgspec.Struct):
     TRANSLATOR_REQUEST_TIMEOUT_S."""
 
 
-class Attention(msgspec.Struct):
+class AttentionSpan(msgspec.Struct):
+    """One sentence's part of a text's attention matrix: rows target_start..target_end-1, columns
+    source_start..source_end-1 (ends exclusive); its rows are zero outside its columns."""
+
+    source_start: int
+    source_end: int
+    target_start: int
+    target_end: int
+
+
+class Attention(msgspec.Struct, omit_defaults=True):
     """Where the decoder looked: for the best hypothesis (greedy, or the best of the beam), one row of
     attention weights per target token over the source tokens; every row sums to 1. A blank text has
-    empty lists."""
+    empty lists. A text of several sentences (each decoded on its own) has one block-diagonal matrix: the
+    sentences' source tokens side by side, their target tokens one after another, and `sentences` says
+    which columns and rows are whose."""
 
     source_tokens: Annotated[list[str], msgspec.Meta(
         description="source subword pieces the model saw (SentencePiece, '▁' marks a word start), ending "
@@ -97,13 +115,16 @@ class Attention(msgspec.Struct):
     weights: Annotated[list[list[float]], msgspec.Meta(
         description="len(target_tokens) rows x len(source_tokens) columns; row i is the attention distribution "
                     "(non-negative, summing to 1) used to generate target token i")]
+    sentences: Annotated[list[AttentionSpan] | None, msgspec.Meta(
+        description="only for a text of several sentences: each sentence's columns and rows of `weights`, in "
+                    "order")] = None
 
 
 class TranslateResponse(msgspec.Struct, omit_defaults=True):
     """Mirrors q: for a string q each field is one value; for a list q each is a list with one entry per text."""
 
     translatedText: str | list[str]
-    alternatives: list[Any] | None = None        # [str] or, for a list q, [[str]]
+    alternatives: list[Any] | None = None        # [str] or, for a list q, [[str]] (documents.py: several sentences)
     alternative_scores: list[Any] | None = None  # aligned with alternatives
     score: float | list[float] | None = None     # of the best translation (length-normalised log-probability)
     attention: Annotated[Attention | list[Attention] | None, msgspec.Meta(
@@ -111,34 +132,37 @@ class TranslateResponse(msgspec.Struct, omit_defaults=True):
                     "text) for a list q")] = None
 
 
-def _attention(res: TranslationResult, h: Hypothesis) -> Attention:
-    return Attention(**attention_of(res, h))
-
-
-def _response(q: str | list[str], results: list[TranslationResult], alternatives: int,
-              attention: bool) -> TranslateResponse:
+def _response(q: str | list[str], results: list[TextResult], alternatives: int, attention: bool) -> TranslateResponse:
     one = isinstance(q, str)
     pick = (lambda xs: xs[0]) if one else (lambda xs: xs)
     out = TranslateResponse(pick([r.text for r in results]))
     if alternatives:
-        out.alternatives = pick([[h.text for h in r.hypotheses[1:]] for r in results])
-        out.alternative_scores = pick([[h.score for h in r.hypotheses[1:]] for r in results])
-        out.score = pick([r.hypotheses[0].score for r in results])
+        out.alternatives = pick([r.alternatives for r in results])
+        out.alternative_scores = pick([r.alternative_scores for r in results])
+        out.score = pick([r.score for r in results])
     if attention:
-        out.attention = pick([_attention(r, r.hypotheses[0]) for r in results])
+        out.attention = pick([msgspec.convert(r.attention, Attention) for r in results])
     return out
 
 
 # -- handlers ----------------------------------------------------------------------------------------
 async def _translate(data: TranslateRequest, header_key: str | None, engine: TranslationEngine, settings: Settings, auth: "Auth",
                      receive: Receive) -> TranslateResponse:
-    """What POST /translate does with a parsed body, on both paths: the key before anything reaches the model,
-    the limits, then the engine under the request's deadline."""
+    """What POST /translate does with a parsed body: the key before anything reaches the model, the limits, then
+    every sentence of every text to the engine together (each its own sequence in the batch) under the request's
+    deadline, and each text put back together from its sentences (documents.py)."""
     auth.check(header_key, data.api_key)
     texts, beam, nbest = _validate(data, settings)
     timeout = min(data.timeout or settings.request_timeout_s, settings.request_timeout_s)
-    results = await _until_deadline(receive, engine.submit(texts, beam, nbest, data.return_attention), timeout)
-    return _response(data.q, results, data.alternatives, data.return_attention)
+    docs = prepare_all(texts, data.format)
+    sentences = [s for d in docs for s in d.sentences]
+    try:
+        results = await _until_deadline(receive, engine.submit(sentences, beam, nbest, data.return_attention),
+                                        timeout)
+    except PayloadTooLarge as e:         # "text K" of the sentences -> the text of q (and its sentence)
+        raise locate(docs, e) from None
+    return _response(data.q, combine_all(docs, results, data.return_attention), data.alternatives,
+                     data.return_attention)
 
 
 WATCH_AFTER_S = 0.05   # a request still running after this long starts watching for its client going away
@@ -264,8 +288,8 @@ def _validate(data: TranslateRequest, settings: Settings) -> tuple[list[str], in
     if data.source not in SOURCES or data.target not in TARGETS:
         raise InvalidInput(f"unsupported language pair {data.source!r} -> {data.target!r}: this service translates "
                            "English to Polish only (source 'en' or 'auto', target 'pl'); see GET /languages")
-    if data.format != "text":
-        raise InvalidInput(f"format {data.format!r} is not supported: only 'text'")
+    if data.format not in FORMATS:
+        raise InvalidInput(f"format {data.format!r} is not supported: only 'text' or 'html'")
     texts = [data.q] if isinstance(data.q, str) else data.q
     if len(texts) > settings.max_texts:
         raise PayloadTooLarge(f"q has {len(texts)} texts, which exceeds the limit of {settings.max_texts} texts per "

@@ -10,6 +10,7 @@ Without --url the model is loaded in this process and decoded by the same engine
 batching): lines are submitted in chunks of --batch-size, two chunks in flight, so they are decoded together.
 With --url each chunk is one POST /translate (urllib; Retry-After is honoured on 429/503).
 
+A line of several sentences is cut into sentences, each decoded on its own, as the server does (service/documents.py).
 Output keeps one line per input line: the translation (with --alternatives, the alternatives follow it,
 tab-separated), or with --json an object {"source", "translation", "score", "alternatives": [{"text",
 "score"}], "attention_png"}. A line that cannot be translated (too long) gives an empty line (with --json:
@@ -68,24 +69,22 @@ class LocalBackend:
         await self.engine.stop()
 
     async def translate(self, texts: list[str]) -> list[dict[str, Any]]:
+        from .documents import combine_all, locate, prepare
         from .errors import InvalidInput, PayloadTooLarge
-        from .heatmap import attention_of
 
+        docs = [prepare(t) for t in texts]        # a line of several sentences: each decoded on its own
         try:
-            results = await self.engine.submit(texts, self.beam, self.nbest, self.attention)
+            results = await self.engine.submit([s for d in docs for s in d.sentences], self.beam, self.nbest,
+                                               self.attention)
         except PayloadTooLarge as e:
-            raise LineError(str(e)) from None
+            raise LineError(str(locate(docs, e))) from None
         except InvalidInput as e:
             raise Fatal(str(e)) from None
         except Exception as e:      # ModelError, Overloaded: not this line's fault
             raise Fatal(f"{type(e).__name__}: {e}") from None
-        out = []
-        for text, r in zip(texts, results):
-            best, rest = r.hypotheses[0], r.hypotheses[1:]
-            out.append({"source": text, "translation": best.text, "score": best.score,
-                        "alternatives": [{"text": h.text, "score": h.score} for h in rest],
-                        "attention": attention_of(r) if self.attention else None})
-        return out
+        return [{"source": text, "translation": r.text, "score": r.score,
+                 "alternatives": [{"text": t, "score": sc} for t, sc in zip(r.alternatives, r.alternative_scores)],
+                 "attention": r.attention} for text, r in zip(texts, combine_all(docs, results, self.attention))]
 
 
 class HttpBackend:

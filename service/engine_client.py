@@ -106,7 +106,8 @@ class EngineClient:
         if not texts:
             return []
         if len(texts) > self.max_queue:
-            raise PayloadTooLarge(f"{len(texts)} texts in one request exceed the queue limit of {self.max_queue}")
+            raise PayloadTooLarge(f"{len(texts)} sentences in one request exceed the queue limit of {self.max_queue} "
+                                  "(TRANSLATOR_MAX_QUEUE); send fewer or shorter texts")
         if not self.running:
             raise Overloaded(NOT_RUNNING)
         self.refuse_if_full(len(texts))

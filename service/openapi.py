@@ -17,6 +17,8 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 
+from .documents import FORMATS
+
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
     from litestar.typing import FieldDefinition
@@ -41,14 +43,16 @@ def error(description: str) -> ResponseSpec:
 INTERNAL = error("internal_error: an unexpected error in the service; it was logged, the message says no more.")
 TRANSLATE_RESPONSES: dict[int, ResponseSpec] = {
     400: error("invalid_input: the body is not UTF-8 JSON of the documented shape, a field has the wrong type, "
-               "the language pair or format is not supported (see GET /languages), or beam_size / alternatives is "
-               "over its limit (TRANSLATOR_MAX_BEAM; alternatives at most TRANSLATOR_MAX_BEAM - 1)."),
+               "the language pair or format is not supported (see GET /languages), a text sent as format html cannot "
+               "be parsed, or beam_size / alternatives is over its limit (TRANSLATOR_MAX_BEAM; alternatives at most "
+               "TRANSLATOR_MAX_BEAM - 1)."),
     401: error("unauthorized: the service has API keys (TRANSLATOR_API_KEYS) and the request sent none "
                "(`Authorization: Bearer KEY`, `X-API-Key: KEY` or the body field `api_key`)."),
     403: error("forbidden: the API key sent is not valid."),
     413: error("payload_too_large: over a size limit: the body (TRANSLATOR_MAX_BODY_BYTES), texts per request "
-               "(TRANSLATOR_MAX_TEXTS), characters per text (TRANSLATOR_MAX_TEXT_CHARS) or subword tokens per text "
-               "(TRANSLATOR_MAX_SOURCE_TOKENS); the message names the limit and the value received."),
+               "(TRANSLATOR_MAX_TEXTS), characters per text (TRANSLATOR_MAX_TEXT_CHARS), subword tokens per sentence "
+               "(TRANSLATOR_MAX_SOURCE_TOKENS) or sentences per request (TRANSLATOR_MAX_QUEUE); the message names "
+               "the limit and the value received."),
     429: error("rate_limited: over TRANSLATOR_RATE_LIMIT requests per minute for this API key or client address; "
                "retry after Retry-After seconds."),
     500: error("model_error: the model failed while decoding (only the requests in that decoder step fail), or "
@@ -118,9 +122,12 @@ class RequestLimits(OpenAPISchemaPlugin):
         if isinstance(props.get("q"), Schema):
             props["q"].description = (
                 f"One text, or a list of at most {s.max_texts} (TRANSLATOR_MAX_TEXTS); each at most "
-                f"{s.max_text_chars} characters (TRANSLATOR_MAX_TEXT_CHARS) and {s.max_source_tokens} subword tokens "
-                f"(TRANSLATOR_MAX_SOURCE_TOKENS; a text over it is answered 413). Blank texts translate to \"\".")
-        for name, values in (("source", self.sources), ("target", self.targets), ("format", ("text",))):
+                f"{s.max_text_chars} characters (TRANSLATOR_MAX_TEXT_CHARS; markup included for format html). A "
+                "text may hold several sentences and line breaks: it is cut into sentences (every line break ends "
+                "one), each is translated on its own, and the translations are put back with the text's own "
+                f"whitespace. Each sentence at most {s.max_source_tokens} subword tokens (TRANSLATOR_MAX_SOURCE_TOKENS; "
+                "413 beyond), and at most TRANSLATOR_MAX_QUEUE sentences in all. Blank texts translate to \"\".")
+        for name, values in (("source", self.sources), ("target", self.targets), ("format", FORMATS)):
             _typed(props.get(name), OpenAPIType.STRING, enum=list(values))
         _typed(props.get("beam_size"), OpenAPIType.INTEGER, maximum=s.max_beam)
         _typed(props.get("alternatives"), OpenAPIType.INTEGER, maximum=s.max_beam - 1)

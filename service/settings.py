@@ -54,11 +54,12 @@ class Settings:
     sentences/s at 16, 32 and 64 rows (docs/benchmarks/settings.md), and 64 rows let beam-3 traffic (3 rows a
     sentence) and bursts of 64 clients into the batch instead of the queue."""
     max_queue: int = 1024
-    """TRANSLATOR_MAX_QUEUE: most sentences waiting for the model; beyond it requests get 503 + Retry-After."""
+    """TRANSLATOR_MAX_QUEUE: most sentences waiting for the model; beyond it requests get 503 + Retry-After. Also the
+    most sentences one request may hold in all its texts (413 beyond)."""
     max_text_chars: int = 1000
-    """TRANSLATOR_MAX_TEXT_CHARS: longest text accepted, in characters (Unicode code points; 413 beyond). 1000: a
-    long paragraph. The model translates sentence by sentence (trained on sentences of at most 250 characters),
-    so longer texts are better split by the client; the limit is checked before any tokenizing work."""
+    """TRANSLATOR_MAX_TEXT_CHARS: longest text accepted, in characters (Unicode code points, of the whole text,
+    markup included for format html; 413 beyond). 1000: a long paragraph. The service cuts a text into sentences
+    and the model translates each on its own (service/documents.py); the limit is checked before any work."""
     max_texts: int = 64
     """TRANSLATOR_MAX_TEXTS: most texts in one request's `q` list (413 beyond). 64 x 1000 characters is in line
     with the per-request caps of public translation APIs (tens of thousands of characters), and 64 sentences
@@ -71,8 +72,8 @@ class Settings:
     max_beam - 1 (the best translation plus the alternatives come from one beam). 8: beam 5 already gets all
     the chrF there is to get (51.8 vs 51.3 at beam 3), and a beam of k costs k decoder rows per sentence."""
     max_source_tokens: int = 384
-    """TRANSLATOR_MAX_SOURCE_TOKENS: longest text accepted, in source subword tokens incl. end-of-sentence (413
-    beyond); this is the limit that bounds the model's work. 384: ordinary English runs ~3.5 characters per token
+    """TRANSLATOR_MAX_SOURCE_TOKENS: longest sentence accepted, in source subword tokens incl. end-of-sentence (413
+    beyond); this is the limit that bounds one sequence's work. 384: ordinary English runs ~3.5 characters per token
     (1000-character stretches of the test split: 260-301 tokens), so a text within max_text_chars passes unless
     it tokenizes abnormally (long unbroken strings, rare scripts, characters that Unicode-normalize to several)."""
     max_body_bytes: int = 0

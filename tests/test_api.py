@@ -156,7 +156,7 @@ def test_attention_in_openapi_schema(client):
 
 @pytest.mark.parametrize("body, word", [({"q": "Hi.", "source": "de"}, "English to Polish"),
                                         ({"q": "Hi.", "target": "fr"}, "English to Polish"),
-                                        ({"q": "Hi.", "format": "html"}, "text")])
+                                        ({"q": "Hi.", "format": "markdown"}, "html")])
 def test_unsupported_language_or_format(client, body, word):
     r = client.post("/translate", json=body)
     assert r.status_code == 400 and word in r.json()["error"]

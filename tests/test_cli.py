@@ -48,6 +48,11 @@ def test_stdin_line_by_line_keeps_blank_lines(model_dir, expected):
     assert r.stdout.split("\n") == [expected[TEXTS[0]].text, "", expected[TEXTS[1]].text, expected[TEXTS[2]].text, ""]
 
 
+def test_a_line_of_several_sentences_translates_each(model_dir, expected, capsys):
+    assert cli.main(["--model", str(model_dir), "--threads", "1", f"{TEXTS[0]}  {TEXTS[1]}"]) == 0
+    assert capsys.readouterr().out == f"{expected[TEXTS[0]].text}  {expected[TEXTS[1]].text}\n"
+
+
 def test_file_with_progress_bar_and_output_file(model_dir, expected, tmp_path):
     src, dst = tmp_path / "en.txt", tmp_path / "pl.txt"
     src.write_text("\n".join(TEXTS * 5) + "\n", encoding="utf-8")

@@ -30,7 +30,7 @@ REQUESTS = [
     {"q": "Hi.", "beam_size": "2"},                 # strings are not numbers
     {"q": "Hi.", "return_attention": 0},
     {"q": "Hi.", "source": "xx"},
-    {"q": "Hi.", "format": "html"},
+    {"q": "Hi.", "format": "xml"},                 # ("html" is a format since issue 12)
     {"q": "Hi.", "beam_size": 99},
     {"q": "Hi.", "alternatives": 9},
     {"q": "Hi.", "beam_size": 0},
@@ -51,7 +51,7 @@ ERRORS = {
     7: (400, "invalid request: Expected `bool`, got `int` - at `$.return_attention`", "invalid_input"),
     8: (400, "unsupported language pair 'xx' -> 'pl': this service translates English to Polish only (source 'en' "
              "or 'auto', target 'pl'); see GET /languages", "invalid_input"),
-    9: (400, "format 'html' is not supported: only 'text'", "invalid_input"),
+    9: (400, "format 'xml' is not supported: only 'text' or 'html'", "invalid_input"),
     10: (400, "beam_size 99 exceeds the limit of 4 (TRANSLATOR_MAX_BEAM)", "invalid_input"),
     11: (400, "alternatives 9 exceeds the limit of 3 (the best translation and its alternatives come from one beam "
               "of at most 4)", "invalid_input"),

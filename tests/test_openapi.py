@@ -72,7 +72,8 @@ def test_request_schema_states_this_apps_limits(schema):
     assert one == {"type": "string", "maxLength": 120}
     assert many["maxItems"] == 5 and many["items"] == {"type": "string", "maxLength": 120}
     assert props["source"]["enum"] == ["en", "auto"] and props["target"]["enum"] == ["pl"]
-    assert props["format"]["enum"] == ["text"]
+    assert props["format"]["enum"] == ["text", "html"] and "sentences" in props["format"]["description"]
+    assert "several sentences" in props["q"]["description"]
     assert props["alternatives"]["maximum"] == 5 and props["alternatives"]["minimum"] == 0
     (beam,) = [v for v in props["beam_size"]["oneOf"] if v["type"] == "integer"]
     assert beam["minimum"] == 1 and beam["maximum"] == 6
