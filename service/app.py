@@ -36,7 +36,7 @@ from .errors import (ClientClosedRequest, Forbidden, InvalidInput, ModelError, N
                      RateLimited, TimedOut, TranslatorError, Unauthorized)
 from .bodies import form_fields, from_form
 from .demo import demo_page
-from .detect import Detection, detect_source
+from .detect import Detection, detect_source, off_the_loop_if_long
 from .engine_client import LocalEngine, Model, TranslationEngine
 from .engine_process import ProcessEngine
 from .files import FileStore
@@ -150,7 +150,8 @@ async def _translate(data: TranslateRequest, header_key: str | None, engine: Tra
     the limits, then the engine under the request's deadline."""
     auth.check(header_key, data.api_key)
     texts, beam, nbest = _validate(data, settings)
-    detected = detect_source(texts) if data.source == "auto" else None   # 400 for a text that is not English
+    detected = await off_the_loop_if_long(sum(map(len, texts)), detect_source, texts) \
+        if data.source == "auto" else None                   # (a 400 for a text that is not English)
     timeout = min(data.timeout or settings.request_timeout_s, settings.request_timeout_s)
     results = await _until_deadline(receive, engine.submit(texts, beam, nbest, data.return_attention), timeout)
     return _response(data.q, results, data.alternatives, data.return_attention, detected)

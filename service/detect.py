@@ -2,11 +2,11 @@
 langid.py: a naive Bayes model over byte n-grams for 97 languages, shipped inside the package; 4.5 MB
 installed, numpy only; nothing is downloaded at run time).
 
-Why py3langid: it is small and fast (0.05 ms a sentence here, docs/benchmarks/detect.md), and on the held-out
+Why py3langid: it is small and fast (0.06 ms a sentence here, docs/benchmarks/detect.md), and on the held-out
 test split it keeps every English sentence English under the rule below. lingua-language-detector (what
 LibreTranslate uses) is more accurate on very short texts but installs 96 MB, too much for a slim serving image.
 
-The rule for `source: "auto"` (`Detector.not_english`): a text is refused as not English only when it has at
+The rule for `source: "auto"` (`Detector.judge`): a text is refused as not English only when it has at
 least MIN_LETTERS letters AND the detector gives another language at least MIN_CONFIDENCE. Everything else, i.e.
 short texts ("Hi", "OK", "Tom stood."), texts without letters (numbers, emoji, code) and ambiguous texts (no
 language that sure), is translated as English, which is what this service assumes anyway. On the 1,588 English
@@ -15,14 +15,17 @@ most of the rest are shorter than MIN_LETTERS letters). `source: "en"` never run
 """
 from __future__ import annotations
 
+import asyncio
 import threading
-from typing import TypedDict
+from collections.abc import Callable
+from typing import Any, TypedDict, TypeVar
 
 from .errors import InvalidInput
 
 MIN_LETTERS = 10        # fewer letters than this: too short to tell, translated as English
 MIN_CONFIDENCE = 0.8    # a language other than English must be at least this sure to refuse a text
 TOP = 3                 # /detect lists at most this many languages
+T = TypeVar("T")
 
 
 class Detection(TypedDict):
@@ -53,20 +56,21 @@ class Detector:
         return [Detection(language=lang, confidence=c) for lang, c in ranked if c > 0] or \
             [Detection(language="en", confidence=0.0)]
 
+    def judge(self, text: str) -> tuple[Detection | None, float]:
+        """(the language `text` is written in when the rule above is sure it is not English, else None; and
+        English's probability in percent, for LibreTranslate's `detectedLanguage`), from one run of the model."""
+        if not any(ch.isalpha() for ch in text):
+            return None, 0.0
+        ranked = self.rank(text)
+        english = round(dict(ranked).get("en", 0.0) * 100, 1)
+        (lang, p) = ranked[0]
+        if lang != "en" and p >= MIN_CONFIDENCE and sum(ch.isalpha() for ch in text) >= MIN_LETTERS:
+            return Detection(language=lang, confidence=round(p * 100, 1)), english
+        return None, english
+
     def not_english(self, text: str) -> Detection | None:
         """The language `text` is written in, when the rule above is sure it is not English; else None."""
-        if sum(ch.isalpha() for ch in text) < MIN_LETTERS:
-            return None
-        lang, p = self._ident.classify(text)
-        if lang != "en" and p >= MIN_CONFIDENCE:
-            return Detection(language=lang, confidence=round(p * 100, 1))
-        return None
-
-    def english_confidence(self, text: str) -> float:
-        """LibreTranslate's `detectedLanguage.confidence` for a text translated as English, in percent."""
-        if not any(ch.isalpha() for ch in text):
-            return 0.0
-        return round(dict(self.rank(text)).get("en", 0.0) * 100, 1)
+        return self.judge(text)[0]
 
 
 _LOCK = threading.Lock()
@@ -83,15 +87,27 @@ def detector() -> Detector:
 
 
 def detect_source(texts: list[str]) -> list[Detection]:
-    """`source: "auto"`: every text must be English by the rule above (short and ambiguous texts are);
-    a text detected as another language is a 400 that names it. Returns LibreTranslate's `detectedLanguage`
-    for each text."""
-    found = detector()
+    """`source: "auto"`: every text must be English by the rule above (short and ambiguous texts are); a text
+    detected as another language is a 400 that names it. Returns LibreTranslate's `detectedLanguage` for each
+    text: English, with its probability in percent."""
+    found, detected = detector(), []
     for i, text in enumerate(texts):
-        other = found.not_english(text)
+        other, english = found.judge(text)
         if other is not None:
             where = f"text {i}" if len(texts) > 1 else "the text"
             raise InvalidInput(f"{where} looks like {other['language']!r} (ISO 639-1 code; confidence "
                                f"{other['confidence']:g}%), not English: this service translates English to Polish "
                                "only; send English, or source 'en' to translate it as English anyway")
-    return [Detection(language="en", confidence=found.english_confidence(t)) for t in texts]
+        detected.append(Detection(language="en", confidence=english))
+    return detected
+
+
+INLINE_CHARS = 2000   # more characters than this are detected in a worker thread, not on the event loop
+
+
+async def off_the_loop_if_long(chars: int, fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) (a detection over `chars` characters) on the event loop when short (~0.1 ms a sentence), in a
+    worker thread when long (~1 ms per 1,000 characters: the largest request would hold the loop ~60 ms)."""
+    if chars <= INLINE_CHARS:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)

@@ -25,7 +25,7 @@ from litestar.response import File
 from .app import (LANGUAGES, RETRY_AFTER_S, _until_deadline, check_language_pair, check_texts, ready_engine,
                   request_key)
 from .bodies import forms_as
-from .detect import detect_source, detector
+from .detect import detect_source, detector, off_the_loop_if_long
 from .errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from .files import FORMATS, FileStore, download_name, format_of
 from .openapi import (DETECT_RESPONSES, DOWNLOAD_RESPONSES, FILE_RESPONSES, HEALTH_RESPONSES, PLAIN_RESPONSES,
@@ -56,7 +56,8 @@ async def detect(request: Request, data: JSONBody[DetectRequest]) -> list[Detect
     state = request.app.state
     state.auth.check(request_key(request), data.api_key)
     texts = check_texts(data.q, state.settings)
-    return [DetectedLanguage(**d) for d in detector().detect("\n".join(texts))]
+    text = "\n".join(texts)
+    return [DetectedLanguage(**d) for d in await off_the_loop_if_long(len(text), detector().detect, text)]
 
 
 # -- GET /frontend/settings ------------------------------------------------------------------------
@@ -130,7 +131,8 @@ async def translate_file(request: Request, data: Annotated[TranslateFileForm, Bo
                               " bytes (TRANSLATOR_MAX_FILE_BYTES)")
     doc = FORMATS[ext](content, settings.max_text_chars)
     if data.source == "auto":
-        detect_source(["\n".join(doc.texts)])
+        text = "\n".join(doc.texts)
+        await off_the_loop_if_long(len(text), detect_source, [text])
     engine = ready_engine(state)
     beam, _ = settings.beam_for(None, 0)
     translated: list[str] = []

@@ -102,3 +102,20 @@ def test_detect_needs_the_key_when_keys_are_set(model_dir, tmp_path):
         assert c.post("/detect", json={"q": "Hello there", "api_key": "k1"}).status_code == 200
         assert c.post("/detect", files={"q": (None, "Hello there"), "api_key": (None, "k1")}).status_code == 200
         assert c.post("/detect", json={"q": "Hello there"}, headers={"X-API-Key": "k1"}).status_code == 200
+
+
+def test_long_detections_leave_the_event_loop():
+    import asyncio
+    import threading
+
+    from service.detect import INLINE_CHARS, detect_source, off_the_loop_if_long
+    from service.errors import InvalidInput
+
+    where = lambda: threading.current_thread()   # noqa: E731
+    assert asyncio.run(off_the_loop_if_long(INLINE_CHARS, where)) is threading.main_thread()
+    assert asyncio.run(off_the_loop_if_long(INLINE_CHARS + 1, where)) is not threading.main_thread()
+    long_german = " ".join([OTHER["de"]] * 60)
+    with pytest.raises(InvalidInput, match="'de'"):
+        asyncio.run(off_the_loop_if_long(len(long_german), detect_source, [long_german]))
+    assert detect_source(["I see a cat.", ""]) == [{"language": "en", "confidence": pytest.approx(
+        detector().judge("I see a cat.")[1])}, {"language": "en", "confidence": 0.0}]
