@@ -34,7 +34,7 @@ from .openapi import (METRICS_RESPONSES, MODELS_RESPONSES, PLAIN_RESPONSES, READ
                       DocumentedOperation, RequestLimits)
 from .errors import (ClientClosedRequest, Forbidden, InvalidInput, ModelError, NotFound, Overloaded, PayloadTooLarge,
                      RateLimited, TimedOut, TranslatorError, Unauthorized)
-from .bodies import form_fields, from_form
+from .bodies import read_body
 from .demo import demo_page
 from .detect import Detection, detect_source, off_the_loop_if_long
 from .engine_client import LocalEngine, Model, TranslationEngine
@@ -515,8 +515,7 @@ async def translate(request: Request) -> ASGIApp:
     response: dependency injection and Litestar's body parsing and response machinery cost more CPU per request
     than the rest of the HTTP layer (docs/benchmarks/profile.md)."""
     state = request.app.state
-    fields = await form_fields(request)           # a form body: its fields (service/bodies.py); else JSON
-    data = decode_body(await request.body()) if fields is None else from_form(fields, TranslateRequest)
+    data = await read_body(request, TranslateRequest, decode_body)   # JSON, or a form (service/bodies.py)
     key = request_key(request) if state.auth.keys else None
     out = await _translate(data, key, state.engine, state.settings, state.auth, request.receive)
     metrics.REQUEST_DURATION.observe(time.perf_counter() - request.scope["state"]["t0"])

@@ -1,8 +1,8 @@
 """The three body types of every POST endpoint, as LibreTranslate accepts them: JSON, and the same fields as
 `application/x-www-form-urlencoded` or `multipart/form-data` (what LibreTranslate's own clients send).
 
-A form is turned into the endpoint's msgspec Struct here and handed on as if it had been that JSON object, so
-the handler, its validation, its limits and its errors are the same whatever the body type:
+A handler reads its body with `read_body`, which turns a form into the endpoint's msgspec Struct, as JSON would
+be, so the handler's validation, limits and errors are the same whatever the body type:
 - a field sent once is a string, a field sent several times a list (`q=a&q=b` is `{"q": ["a", "b"]}`);
 - strings convert to the field's declared type as msgspec converts them without `strict` (`"2"` for an integer,
   `"0.5"` for a number); a boolean is `true` or `false` (any case); what does not convert is a 400 naming the
@@ -13,17 +13,18 @@ the handler, its validation, its limits and its errors are the same whatever the
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.utils.scope.state import ScopeState
 
 from .errors import InvalidInput
 
 FORM_TYPES = (RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART)
+T = TypeVar("T")
 
 
 async def form_fields(request: Request) -> dict[str, Any] | None:
@@ -64,11 +65,21 @@ def from_form(fields: dict[str, Any], struct: type[msgspec.Struct]) -> msgspec.S
         raise InvalidInput(f"invalid request: {e}") from None
 
 
-def forms_as(struct: type[msgspec.Struct]):
-    """A `before_request` hook for a route whose body is `struct` as JSON: a form body is converted to `struct`
-    and its fields become the request's parsed JSON, which is what the route's `data` is then read from."""
-    async def hook(request: Request) -> None:
-        fields = await form_fields(request)
-        if fields is not None:
-            ScopeState.from_scope(request.scope).json = msgspec.to_builtins(from_form(fields, struct))
-    return hook
+async def read_body(request: Request, struct: type[T], decode_json: Callable[[bytes], T]) -> T:
+    """The request's body as `struct`: a form's fields converted as above, anything else JSON (`decode_json`)."""
+    fields = await form_fields(request)
+    return decode_json(await request.body()) if fields is None else from_form(fields, struct)
+
+
+def json_decoder(struct: type[T]) -> Callable[[bytes], T]:
+    """bytes -> `struct`, types exactly as declared (no coercion of "3" or 0), 400 with msgspec's message."""
+    decode = msgspec.json.Decoder(struct, strict=True).decode
+
+    def decode_json(body: bytes) -> T:
+        if not body.strip():
+            raise InvalidInput('invalid request: the body is empty; send a JSON object such as {"q": "Hello"}')
+        try:
+            return decode(body)
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:   # (msgspec's ValidationError is a DecodeError)
+            raise InvalidInput(f"invalid request: {e}") from None
+    return decode_json

@@ -17,6 +17,7 @@ from typing import Annotated, AsyncIterator
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
+from litestar.di import Provide
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
@@ -24,7 +25,7 @@ from litestar.response import File
 
 from .app import (LANGUAGES, RETRY_AFTER_S, _until_deadline, check_language_pair, check_texts, ready_engine,
                   request_key)
-from .bodies import forms_as
+from .bodies import json_decoder, read_body
 from .detect import detect_source, detector, off_the_loop_if_long
 from .errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from .files import FORMATS, FileStore, download_name, format_of
@@ -48,12 +49,21 @@ class DetectedLanguage(msgspec.Struct):
     confidence: Annotated[float, msgspec.Meta(ge=0, le=100, description="in percent")]
 
 
-@post("/detect", status_code=200, before_request=forms_as(DetectRequest), responses=DETECT_RESPONSES,
-      operation_class=DocumentedOperation)
-async def detect(request: Request, data: JSONBody[DetectRequest]) -> list[DetectedLanguage]:
+def _documented_body(data: JSONBody[DetectRequest]) -> DetectRequest:
+    """Never called: it documents the request body in OpenAPI (as app.py's for /translate); `detect` reads it."""
+    return data
+
+
+_DECODE_DETECT = json_decoder(DetectRequest)
+
+
+@post("/detect", status_code=200, responses=DETECT_RESPONSES, operation_class=DocumentedOperation,
+      dependencies={"documented_body": Provide(_documented_body, sync_to_thread=False)})
+async def detect(request: Request) -> list[DetectedLanguage]:
     """The languages the text is most likely written in, most likely first (at most 3), LibreTranslate's shape.
     A text without letters answers `[{"language": "en", "confidence": 0.0}]`, as LibreTranslate does."""
     state = request.app.state
+    data = await read_body(request, DetectRequest, _DECODE_DETECT)     # JSON, or a form (service/bodies.py)
     state.auth.check(request_key(request), data.api_key)
     texts = check_texts(data.q, state.settings)
     text = "\n".join(texts)
