@@ -33,7 +33,7 @@ async def form_fields(request: Request) -> dict[str, Any] | None:
     media, _ = request.content_type
     if media not in FORM_TYPES:
         return None
-    body = await request.body()     # read whole (within the body limit) and kept: the route's `data` reads it too
+    body = await request.body()     # read whole (within the body limit) and kept for read_body
     if media == RequestEncodingType.URL_ENCODED and body.lstrip()[:1] == b"{":
         return None
     fields: dict[str, Any] = {}

@@ -28,7 +28,7 @@ from .app import (LANGUAGES, RETRY_AFTER_S, _until_deadline, check_language_pair
 from .bodies import json_decoder, read_body
 from .detect import detect_source, detector, off_the_loop_if_long
 from .errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
-from .files import FORMATS, FileStore, download_name, format_of
+from .files import FORMATS, download_name, format_of
 from .openapi import (DETECT_RESPONSES, DOWNLOAD_RESPONSES, FILE_RESPONSES, HEALTH_RESPONSES, PLAIN_RESPONSES,
                       SUGGEST_RESPONSES, DocumentedOperation)
 
