@@ -5,6 +5,7 @@ installed, numpy only; nothing is downloaded at run time).
 Why py3langid: it is small and fast (0.06 ms a sentence here, docs/benchmarks/detect.md), and on the held-out
 test split it keeps every English sentence English under the rule below. lingua-language-detector (what
 LibreTranslate uses) is more accurate on very short texts but installs 96 MB, too much for a slim serving image.
+Its cost is memory: loaded, it adds 74-82 MiB to the server process (detect.md has the figure).
 
 The rule for `source: "auto"` (`Detector.judge`): a text is refused as not English only when it has at
 least MIN_LETTERS letters AND the detector gives another language at least MIN_CONFIDENCE. Everything else, i.e.
