@@ -131,3 +131,16 @@ def test_translate_file_with_keys_and_limits_in_settings(model_dir, tmp_path):
     with pytest.raises(ValueError, match="max_file_bytes"):
         Settings(max_body_bytes=900_000, max_file_bytes=1_000_000)
     assert Settings(max_texts=1, max_text_chars=10, max_file_bytes=500_000).body_limit() == 500_000 + 16 * 1024
+
+
+def test_a_download_expires(model_dir, tmp_path):
+    settings = Settings(model_dir=model_dir, provider="cpu", intra_threads=1, engine_process="off", files_ttl_s=60,
+                        files_dir=str(tmp_path))
+    with TestClient(create_app(settings)) as c:
+        url = upload(c, b"Thank you.").json()["translatedFileUrl"].removeprefix("http://testserver.local")
+        assert c.get(url).status_code == 200
+        (stored,) = tmp_path.iterdir()
+        os.utime(stored, (time.time() - 61,) * 2)              # a minute and a second later
+        r = c.get(url)
+        assert r.status_code == 404 and "TRANSLATOR_FILES_TTL_S" in r.json()["error"]
+        assert list(tmp_path.iterdir()) == []                  # and it is gone from the disk

@@ -137,3 +137,14 @@ def test_openapi_documents_the_three_body_types(client):
                                 ("/frontend/settings", "get", {"200"}), ("/suggest", "post", {"403"}),
                                 ("/health", "get", {"200", "503"})):
         assert codes <= set(paths[path][method]["responses"]), (path, paths[path][method]["responses"].keys())
+
+
+def test_rate_limit_counts_detect_and_translate_file(model_dir, tmp_path):
+    settings = Settings(model_dir=model_dir, provider="cpu", intra_threads=1, engine_process="off", rate_limit=2,
+                        files_dir=str(tmp_path))
+    with TestClient(create_app(settings)) as c:
+        assert c.post("/detect", data={"q": "Hello there"}).status_code == 200
+        assert c.post("/translate_file", files={"file": ("a.txt", b"Hi.")}).status_code == 200
+        for r in (c.post("/detect", json={"q": "Hello there"}), c.post("/translate", data={"q": "Hi."})):
+            assert r.status_code == 429 and r.json()["type"] == "rate_limited" and r.headers["Retry-After"]
+        assert c.get("/frontend/settings").status_code == 200          # not counted
