@@ -116,13 +116,19 @@ class TranslatedFile(msgspec.Struct):
         description="where to download the translated file (GET, for TRANSLATOR_FILES_TTL_S seconds)")]
 
 
-async def multipart_only(request: Request) -> None:
+async def one_file_upload(request: Request) -> None:
+    """Before the handler: a multipart body (read here, and kept for the handler) with exactly one file in `file`."""
     if request.content_type[0] != RequestEncodingType.MULTI_PART:
         raise InvalidInput("POST /translate_file takes multipart/form-data with the file in the field `file` (and "
                            f"`source`, `target`, `api_key` as form fields); got {request.content_type[0] or 'no body'}")
+    files = (await request.form()).getall("file", [])
+    if len(files) != 1 or not isinstance(files[0], UploadFile):
+        raise InvalidInput("invalid request: the field `file` must be one file upload (with its file name: its "
+                           f"extension says the format); got {len(files)} field(s) of that name"
+                           + ("" if not files or isinstance(files[0], UploadFile) else ", as text"))
 
 
-@post("/translate_file", status_code=200, before_request=multipart_only, responses=FILE_RESPONSES,
+@post("/translate_file", status_code=200, before_request=one_file_upload, responses=FILE_RESPONSES,
       operation_class=DocumentedOperation)
 async def translate_file(request: Request, data: Annotated[TranslateFileForm, Body(
         media_type=RequestEncodingType.MULTI_PART)]) -> TranslatedFile:
@@ -131,8 +137,6 @@ async def translate_file(request: Request, data: Annotated[TranslateFileForm, Bo
     state = request.app.state
     settings = state.settings
     state.auth.check(request_key(request), data.api_key or None)
-    if not isinstance(data.file, UploadFile):
-        raise InvalidInput("invalid request: the field `file` must be a file upload")
     check_language_pair(data.source, data.target)
     ext = format_of(data.file.filename)
     content = await data.file.read()

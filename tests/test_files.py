@@ -110,8 +110,10 @@ def test_translate_file_errors(client, kwargs, status, words):
 def test_translate_file_wants_a_multipart_upload(client):
     for r in (client.post("/translate_file", json={"file": "Hi."}), client.post("/translate_file", data={"file": "Hi."})):
         assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]
-    r = client.post("/translate_file", files={"other": ("a.txt", b"Hi.")})
-    assert r.status_code == 400 and "file" in r.json()["error"]
+    for files in ({"other": ("a.txt", b"Hi.")}, {"file": (None, "Hi.")},
+                  [("file", ("a.txt", b"Hi.")), ("file", ("b.txt", b"Yo."))]):
+        r = client.post("/translate_file", files=files)
+        assert r.status_code == 400 and "the field `file` must be one file upload" in r.json()["error"]
 
 
 def test_download_of_unknown_or_crafted_names_is_404(client, tmp_path):
