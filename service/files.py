@@ -100,8 +100,7 @@ class FileStore:
     worker processes can share the folder: the limits are enforced from what is on disk."""
 
     def __init__(self, root: Path, ttl_s: float, max_bytes: int):
-        self.root, self.ttl_s, self.max_bytes = Path(root), ttl_s, max_bytes
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root, self.ttl_s, self.max_bytes = Path(root), ttl_s, max_bytes   # (made by the first put)
 
     @classmethod
     def for_settings(cls, settings) -> "FileStore":
@@ -113,6 +112,7 @@ class FileStore:
         if len(data) > self.max_bytes:
             raise PayloadTooLarge(f"the translated file has {len(data)} bytes, more than the file store keeps "
                                   f"({self.max_bytes} bytes, TRANSLATOR_FILES_MAX_BYTES)")
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.sweep(room=len(data))
         stored = f"{secrets.token_hex(16)}.{name}"
         tmp = self.root / f".{stored}.tmp"
@@ -135,6 +135,8 @@ class FileStore:
 
     def sweep(self, room: int = 0) -> None:
         """Deletes expired files, then the oldest until `room` more bytes fit within max_bytes."""
+        if not self.root.is_dir():
+            return
         now, files = time.time(), []
         for entry in os.scandir(self.root):
             try:

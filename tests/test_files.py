@@ -146,3 +146,10 @@ def test_a_download_expires(model_dir, tmp_path):
         r = c.get(url)
         assert r.status_code == 404 and "TRANSLATOR_FILES_TTL_S" in r.json()["error"]
         assert list(tmp_path.iterdir()) == []                  # and it is gone from the disk
+
+
+def test_the_store_folder_is_made_by_the_first_file(tmp_path):
+    store = FileStore(tmp_path / "files", ttl_s=60, max_bytes=1000)
+    store.sweep()
+    assert store.path("0" * 32 + ".a.txt") is None and not (tmp_path / "files").exists()   # no folder litter
+    assert store.path(store.put(b"x", "a.txt")).read_bytes() == b"x"
