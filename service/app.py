@@ -32,12 +32,15 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from . import __version__, metrics
 from .openapi import (METRICS_RESPONSES, MODELS_RESPONSES, PLAIN_RESPONSES, READY_RESPONSES, TRANSLATE_RESPONSES,
                       DocumentedOperation, RequestLimits)
-from .errors import (ClientClosedRequest, Forbidden, InvalidInput, ModelError, Overloaded, PayloadTooLarge, RateLimited,
-                     TimedOut, TranslatorError, Unauthorized)
+from .errors import (ClientClosedRequest, Forbidden, InvalidInput, ModelError, NotFound, Overloaded, PayloadTooLarge,
+                     RateLimited, TimedOut, TranslatorError, Unauthorized)
+from .bodies import read_body
 from .demo import demo_page
+from .detect import Detection, detect_source, off_the_loop_if_long
 from .engine_client import LocalEngine, Model, TranslationEngine
 from .engine_process import ProcessEngine
 from .documents import FORMATS, TextResult, combine_all, locate, prepare_all
+from .files import FileStore
 from .settings import Settings
 from .shutdown import drain_on_sigterm, uvicorn_server
 from .translator import Translator, load_translator
@@ -46,15 +49,16 @@ log = logging.getLogger(__name__)
 # The HTTP status of each error of the service (errors.py): the one place exceptions become status codes.
 STATUS: dict[type[TranslatorError], int] = {
     TranslatorError: 500, InvalidInput: 400, PayloadTooLarge: 413, Unauthorized: 401, Forbidden: 403,
-    RateLimited: 429, Overloaded: 503, TimedOut: 504, ClientClosedRequest: 499, ModelError: 500}
+    RateLimited: 429, Overloaded: 503, TimedOut: 504, ClientClosedRequest: 499, ModelError: 500, NotFound: 404}
 
 
 def status_of(e: TranslatorError) -> int:
     return next(STATUS[c] for c in type(e).__mro__ if c in STATUS)
 
-SOURCES, TARGETS = ("en", "auto"), ("pl",)    # "auto" is accepted as a source and means English
+SOURCES, TARGETS = ("en", "auto"), ("pl",)    # "auto": English unless detected otherwise (service/detect.py)
 LANGUAGES = [{"code": "en", "name": "English", "targets": ["pl"]}, {"code": "pl", "name": "Polish", "targets": []}]
 RETRY_AFTER_S = 1
+LIMITED_PATHS = ("/translate", "/detect", "/translate_file")   # what TRANSLATOR_RATE_LIMIT counts
 T = TypeVar("T")
 
 
@@ -120,6 +124,11 @@ class Attention(msgspec.Struct, omit_defaults=True):
                     "order")] = None
 
 
+class DetectedSource(msgspec.Struct):
+    language: str
+    confidence: Annotated[float, msgspec.Meta(ge=0, le=100, description="in percent")]
+
+
 class TranslateResponse(msgspec.Struct, omit_defaults=True):
     """Mirrors q: for a string q each field is one value; for a list q each is a list with one entry per text."""
 
@@ -130,9 +139,13 @@ class TranslateResponse(msgspec.Struct, omit_defaults=True):
     attention: Annotated[Attention | list[Attention] | None, msgspec.Meta(
         description="only with return_attention: one Attention object for a string q, a list of them (one per "
                     "text) for a list q")] = None
+    detectedLanguage: Annotated[DetectedSource | list[DetectedSource] | None, msgspec.Meta(
+        description="only with source 'auto' (LibreTranslate's field): English, and how sure the detector is of it, "
+                    "for each text; a text detected as another language is refused with 400 instead")] = None
 
 
-def _response(q: str | list[str], results: list[TextResult], alternatives: int, attention: bool) -> TranslateResponse:
+def _response(q: str | list[str], results: list[TextResult], alternatives: int, attention: bool,
+              detected: list[Detection] | None = None) -> TranslateResponse:
     one = isinstance(q, str)
     pick = (lambda xs: xs[0]) if one else (lambda xs: xs)
     out = TranslateResponse(pick([r.text for r in results]))
@@ -142,6 +155,8 @@ def _response(q: str | list[str], results: list[TextResult], alternatives: int, 
         out.score = pick([r.score for r in results])
     if attention:
         out.attention = pick([msgspec.convert(r.attention, Attention) for r in results])
+    if detected is not None:
+        out.detectedLanguage = pick([DetectedSource(**d) for d in detected])
     return out
 
 
@@ -153,6 +168,8 @@ async def _translate(data: TranslateRequest, header_key: str | None, engine: Tra
     deadline, and each text put back together from its sentences (documents.py)."""
     auth.check(header_key, data.api_key)
     texts, beam, nbest = _validate(data, settings)
+    detected = await off_the_loop_if_long(sum(map(len, texts)), detect_source, texts) \
+        if data.source == "auto" else None                   # (a 400 for a text that is not English)
     timeout = min(data.timeout or settings.request_timeout_s, settings.request_timeout_s)
     docs = prepare_all(texts, data.format)
     sentences = [s for d in docs for s in d.sentences]
@@ -162,7 +179,7 @@ async def _translate(data: TranslateRequest, header_key: str | None, engine: Tra
     except PayloadTooLarge as e:         # "text K" of the sentences -> the text of q (and its sentence)
         raise locate(docs, e) from None
     return _response(data.q, combine_all(docs, results, data.return_attention), data.alternatives,
-                     data.return_attention)
+                     data.return_attention, detected)
 
 
 WATCH_AFTER_S = 0.05   # a request still running after this long starts watching for its client going away
@@ -285,12 +302,27 @@ def decode_body(body: bytes) -> TranslateRequest:
 
 def _validate(data: TranslateRequest, settings: Settings) -> tuple[list[str], int, int]:
     """-> (texts, beam_size, num_hypotheses), or raises with a message naming the limit and the value."""
-    if data.source not in SOURCES or data.target not in TARGETS:
-        raise InvalidInput(f"unsupported language pair {data.source!r} -> {data.target!r}: this service translates "
-                           "English to Polish only (source 'en' or 'auto', target 'pl'); see GET /languages")
+    check_language_pair(data.source, data.target)
     if data.format not in FORMATS:
         raise InvalidInput(f"format {data.format!r} is not supported: only 'text' or 'html'")
-    texts = [data.q] if isinstance(data.q, str) else data.q
+    texts = check_texts(data.q, settings)
+    if data.beam_size is not None and data.beam_size > settings.max_beam:
+        raise InvalidInput(f"beam_size {data.beam_size} exceeds the limit of {settings.max_beam} (TRANSLATOR_MAX_BEAM)")
+    if data.alternatives > settings.max_beam - 1:
+        raise InvalidInput(f"alternatives {data.alternatives} exceeds the limit of {settings.max_beam - 1} (the best "
+                           f"translation and its alternatives come from one beam of at most {settings.max_beam})")
+    return (texts, *settings.beam_for(data.beam_size, data.alternatives))
+
+
+def check_language_pair(source: str, target: str) -> None:
+    if source not in SOURCES or target not in TARGETS:
+        raise InvalidInput(f"unsupported language pair {source!r} -> {target!r}: this service translates "
+                           "English to Polish only (source 'en' or 'auto', target 'pl'); see GET /languages")
+
+
+def check_texts(q: str | list[str], settings: Settings) -> list[str]:
+    """q as a list of texts, within the limits of texts per request and characters per text (413 otherwise)."""
+    texts = [q] if isinstance(q, str) else q
     if len(texts) > settings.max_texts:
         raise PayloadTooLarge(f"q has {len(texts)} texts, which exceeds the limit of {settings.max_texts} texts per "
                               "request (TRANSLATOR_MAX_TEXTS)")
@@ -298,12 +330,7 @@ def _validate(data: TranslateRequest, settings: Settings) -> tuple[list[str], in
         if len(t) > settings.max_text_chars:
             raise PayloadTooLarge(f"text {i} has {len(t)} characters, which exceeds the text limit of "
                                   f"{settings.max_text_chars} (TRANSLATOR_MAX_TEXT_CHARS)")
-    if data.beam_size is not None and data.beam_size > settings.max_beam:
-        raise InvalidInput(f"beam_size {data.beam_size} exceeds the limit of {settings.max_beam} (TRANSLATOR_MAX_BEAM)")
-    if data.alternatives > settings.max_beam - 1:
-        raise InvalidInput(f"alternatives {data.alternatives} exceeds the limit of {settings.max_beam - 1} (the best "
-                           f"translation and its alternatives come from one beam of at most {settings.max_beam})")
-    return (texts, *settings.beam_for(data.beam_size, data.alternatives))
+    return texts
 
 
 @get("/languages", sync_to_thread=False, responses=PLAIN_RESPONSES)
@@ -513,7 +540,7 @@ async def translate(request: Request) -> ASGIApp:
     response: dependency injection and Litestar's body parsing and response machinery cost more CPU per request
     than the rest of the HTTP layer (docs/benchmarks/profile.md)."""
     state = request.app.state
-    data = decode_body(await request.body())      # Litestar reads the body (413 over the limit)
+    data = await read_body(request, TranslateRequest, decode_body)   # JSON, or a form (service/bodies.py)
     key = request_key(request) if state.auth.keys else None
     out = await _translate(data, key, state.engine, state.settings, state.auth, request.receive)
     metrics.REQUEST_DURATION.observe(time.perf_counter() - request.scope["state"]["t0"])
@@ -598,21 +625,25 @@ def create_app(settings: Settings, translator: Translator | None = None,
         middleware.append(RateLimitConfig(
             rate_limit=("minute", settings.rate_limit), set_rate_limit_headers=True,
             identifier_for_request=lambda r: "key:" + key if (key := request_key(r)) else "addr:" + get_remote_address(r),
-            check_throttle_handler=lambda r: r.url.path == "/translate").middleware)
+            check_throttle_handler=lambda r: r.url.path in LIMITED_PATHS).middleware)
+
+    from .libretranslate import ROUTES, DetectRequest, files_lifespan   # (it imports this module)
 
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     app = Litestar(
-        route_handlers=[translate, languages, live, ready, models, Metrics, demo_page],
-        lifespan=[lifespan],
+        route_handlers=[translate, languages, live, ready, models, Metrics, demo_page, *ROUTES],
+        lifespan=[lifespan, files_lifespan],
         state=State({"translator": translator, "engine": None, "ready": False, "settings": settings, "auth": auth,
-                     "early_retries": EarlyRetries() if settings.hold_early_retries == "on" else None}),
+                     "early_retries": EarlyRetries() if settings.hold_early_retries == "on" else None,
+                     "files": FileStore.for_settings(settings)}),
         exception_handlers={Exception: error_response},
         middleware=middleware,
         cors_config=CORSConfig(allow_origins=origins, allow_methods=["GET", "POST"]) if origins else None,
         openapi_config=OpenAPIConfig(title="English->Polish translation service", version=__version__,
                                      path="/schema"),
         request_max_body_size=settings.body_limit(),   # larger than the largest valid request (settings.py)
-        plugins=[RequestLimits(TranslateRequest, settings, SOURCES, TARGETS)],
+        plugins=[RequestLimits(TranslateRequest, settings, SOURCES, TARGETS),
+                 RequestLimits(DetectRequest, settings, SOURCES, TARGETS)],
     )
     return app
 

@@ -28,6 +28,12 @@ class Forbidden(TranslatorError):
     kind = "forbidden"
 
 
+class NotFound(TranslatorError):
+    """Something the request names does not exist (or no longer: a translated file past its lifetime)."""
+
+    kind = "not_found"
+
+
 class RateLimited(TranslatorError):
     """A key or client address over its request rate; answered with Retry-After."""
 

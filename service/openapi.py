@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.openapi.spec import (OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, RequestBody,
+                                   Schema)
 from litestar.plugins import OpenAPISchemaPlugin
 
 from .documents import FORMATS
@@ -32,8 +33,8 @@ class ErrorBody(msgspec.Struct):
     error: Annotated[str, msgspec.Meta(description="What is wrong and how to fix it; names the limit and the value "
                                                    "received when a limit was crossed.")]
     type: Annotated[str, msgspec.Meta(description="Machine-readable kind: invalid_input, payload_too_large, "
-                                                  "unauthorized, forbidden, rate_limited, overloaded, not_ready, "
-                                                  "timeout, model_error, internal_error, http_error.")]
+                                                  "unauthorized, forbidden, not_found, rate_limited, overloaded, "
+                                                  "not_ready, timeout, model_error, internal_error, http_error.")]
 
 
 def error(description: str) -> ResponseSpec:
@@ -78,14 +79,60 @@ METRICS_RESPONSES: dict[int, ResponseSpec] = {
     500: INTERNAL,
 }
 PLAIN_RESPONSES: dict[int, ResponseSpec] = {500: INTERNAL}
+KEY_RESPONSES = {k: TRANSLATE_RESPONSES[k] for k in (401, 403, 429)}
+DETECT_RESPONSES: dict[int, ResponseSpec] = {
+    400: error("invalid_input: the body is not JSON or a form of the documented shape, or a field has the wrong type."),
+    **KEY_RESPONSES,
+    413: error("payload_too_large: the body (TRANSLATOR_MAX_BODY_BYTES), texts per request (TRANSLATOR_MAX_TEXTS) or "
+               "characters per text (TRANSLATOR_MAX_TEXT_CHARS) over its limit."),
+    500: INTERNAL,
+}
+FILE_RESPONSES: dict[int, ResponseSpec] = {
+    400: error("invalid_input: not multipart/form-data with a `file`, a file format that is not supported (the "
+               "message lists the supported ones), a file that is not UTF-8 text, an unsupported language pair, or "
+               "`source: auto` and the file is not English."),
+    **KEY_RESPONSES,
+    413: error("payload_too_large: the file (TRANSLATOR_MAX_FILE_BYTES), a sentence in it (TRANSLATOR_MAX_TEXT_CHARS "
+               "or TRANSLATOR_MAX_SOURCE_TOKENS), or the body (TRANSLATOR_MAX_BODY_BYTES) over its limit."),
+    500: TRANSLATE_RESPONSES[500],
+    503: TRANSLATE_RESPONSES[503],
+    504: error("timeout: the file was not translated within TRANSLATOR_REQUEST_TIMEOUT_S, queueing included."),
+}
+DOWNLOAD_RESPONSES: dict[int, ResponseSpec] = {
+    400: error("invalid_input: the request is malformed (the file name is any text, so in practice never)."),
+    404: error("not_found: no such file, or it is past its lifetime (TRANSLATOR_FILES_TTL_S)."),
+    500: INTERNAL,
+}
+SUGGEST_RESPONSES: dict[int, ResponseSpec] = {
+    403: error("forbidden: suggestions are disabled on this server (always: there is no suggestion store)."),
+    500: INTERNAL,
+}
+HEALTH_RESPONSES: dict[int, ResponseSpec] = {
+    503: error("not_ready: the model is loading or the server is shutting down; retry after Retry-After seconds."),
+    500: INTERNAL,
+}
+
+
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 @dataclass
 class DocumentedOperation(Operation):
     """An Operation whose 429 and 503 responses document the Retry-After header the service sends with them
-    (litestar's ResponseSpec has no headers)."""
+    (litestar's ResponseSpec has no headers), and whose JSON request body is documented as a form too, with the
+    same schema (service/bodies.py: every POST endpoint takes the same fields as JSON, urlencoded or multipart)."""
 
     def __post_init__(self) -> None:
+        content = self.request_body.content if isinstance(self.request_body, RequestBody) else {}
+        if "application/json" in content:
+            # the JSON schema, and: a list in a form is a repeated field, so it has at least one item
+            form = Schema(all_of=[content["application/json"].schema, Schema(properties={"q": Schema(one_of=[
+                Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.ARRAY, min_items=1)])})])
+            for media in FORM_MEDIA_TYPES:
+                content.setdefault(media, OpenAPIMediaType(schema=form))
+            self.request_body.description = (
+                "JSON, or the same fields as a form (application/x-www-form-urlencoded or multipart/form-data): a "
+                "list is sent as the field repeated (q=a&q=b), numbers and booleans as text (2, true).")
         for code in ("429", "503"):
             response = (self.responses or {}).get(code)
             if isinstance(response, OpenAPIResponse):
@@ -119,7 +166,7 @@ class RequestLimits(OpenAPISchemaPlugin):
             elif variant.type == OpenAPIType.ARRAY and isinstance(variant.items, Schema):
                 variant.max_items = s.max_texts
                 variant.items.max_length = s.max_text_chars
-        if isinstance(props.get("q"), Schema):
+        if isinstance(props.get("q"), Schema) and not props["q"].description:
             props["q"].description = (
                 f"One text, or a list of at most {s.max_texts} (TRANSLATOR_MAX_TEXTS); each at most "
                 f"{s.max_text_chars} characters (TRANSLATOR_MAX_TEXT_CHARS; markup included for format html). A "

@@ -22,6 +22,7 @@ IO_BINDING = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 ON_OFF = ("engine_process", "hold_early_retries")   # the settings that are on | off
 SECRETS = ("api_keys", "metrics_token")          # never echoed by --help
+FORM_OVERHEAD = 16 * 1024                        # multipart headers and the other fields around an uploaded file
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ class Settings:
     """TRANSLATOR_MAX_BODY_BYTES: largest request body accepted, in bytes (413 beyond, before it is parsed).
     0 (the default) derives it from the limits above: the largest valid /translate request, every text at
     max_text_chars with every character written the longest way JSON allows (a 12-byte escaped surrogate pair),
-    plus 64 KiB for whitespace (842 KB with the defaults). A value below the largest valid request is
-    refused at start-up, since it would reject requests the other limits accept."""
+    plus 64 KiB for whitespace (842 KB with the defaults), or TRANSLATOR_MAX_FILE_BYTES plus 16 KiB if larger.
+    A value below the largest valid request or file upload is refused at start-up, since it would reject
+    requests the other limits accept."""
     request_timeout_s: float = 30.0
     """TRANSLATOR_REQUEST_TIMEOUT_S: deadline of a /translate request, queueing included; past it the answer is
     504 and its sentences leave the batch. A request may ask for less with `"timeout"` (seconds), never more."""
@@ -116,6 +118,16 @@ class Settings:
     """TRANSLATOR_HOLD_EARLY_RETRIES: on | off. On: a request that comes back on a connection refused for a full
     queue before its Retry-After second is over is held until then, then admitted or refused (clients that
     ignore Retry-After cannot take the cores from the admitted requests; service/app.py EarlyRetries)."""
+    max_file_bytes: int = 128 * 1024
+    """TRANSLATOR_MAX_FILE_BYTES: largest file POST /translate_file accepts (413 beyond). 128 KiB is about 1,300
+    lines of prose, a few seconds of the engine at beam 3 on 2 cores; it must fit in the request body limit."""
+    files_dir: str = ""
+    """TRANSLATOR_FILES_DIR: where translated files wait for their download (GET /download_file/...); empty = a
+    folder `eng-pol-translator-files-<port>` in the system's temporary directory, shared by the workers."""
+    files_ttl_s: float = 600.0
+    """TRANSLATOR_FILES_TTL_S: how long a translated file can be downloaded (404 after it; then deleted)."""
+    files_max_bytes: int = 64 * 1024 * 1024
+    """TRANSLATOR_FILES_MAX_BYTES: most bytes of translated files kept at once; the oldest go first beyond it."""
     workers: int = 1
     """TRANSLATOR_WORKERS: uvicorn worker processes (each loads its own copy of the model)."""
     log_level: str = "info"
@@ -152,6 +164,11 @@ class Settings:
                      "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_file_bytes", "files_max_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.files_ttl_s <= 0:
+            raise ValueError(f"files_ttl_s must be > 0, got {self.files_ttl_s}")
         if self.max_body_bytes < 0:
             raise ValueError(f"max_body_bytes must be >= 0 (0 = derived from the other limits), "
                              f"got {self.max_body_bytes}")
@@ -159,6 +176,10 @@ class Settings:
             raise ValueError(f"max_body_bytes {self.max_body_bytes} is smaller than the largest valid request "
                              f"({self.largest_request_bytes()} bytes for max_texts {self.max_texts} x max_text_chars "
                              f"{self.max_text_chars}); raise it, or set 0 to derive it from those limits")
+        if self.max_body_bytes and self.max_file_bytes + FORM_OVERHEAD > self.max_body_bytes:
+            raise ValueError(f"max_file_bytes {self.max_file_bytes} does not fit in the request body limit "
+                             f"{self.body_limit()} (with {FORM_OVERHEAD} bytes for the form around it); raise "
+                             "max_body_bytes or lower max_file_bytes")
 
     def largest_request_bytes(self) -> int:
         """The largest valid POST /translate body, written without insignificant whitespace: every text at
@@ -168,8 +189,10 @@ class Settings:
         return self.max_texts * (12 * self.max_text_chars + 4) + 8 * 1024
 
     def body_limit(self) -> int:
-        """The request body limit in force: max_body_bytes, or when 0 the largest valid request plus 64 KiB."""
-        return self.max_body_bytes or self.largest_request_bytes() + 64 * 1024
+        """The request body limit in force: max_body_bytes, or when 0 the largest valid request plus 64 KiB (or
+        the largest file POST /translate_file takes with its form around it, if that is larger)."""
+        return self.max_body_bytes or max(self.largest_request_bytes() + 64 * 1024,
+                                          self.max_file_bytes + FORM_OVERHEAD)
 
     def beam_for(self, beam_size: int | None, alternatives: int) -> tuple[int, int]:
         """-> (beam width, hypotheses to return) for a request. n-best needs a beam at least as wide as the list:

@@ -68,7 +68,9 @@ def test_string_and_list_shapes_mirror_q(client):
     texts = many.json()["translatedText"]
     assert isinstance(texts, list) and len(texts) == len(SENTENCES)
     assert texts[0] == one.json()["translatedText"]          # batched equals alone
-    assert set(many.json()) == {"translatedText"}
+    assert set(many.json()) == {"translatedText", "detectedLanguage"}   # source "auto": LibreTranslate's field
+    assert [d["language"] for d in many.json()["detectedLanguage"]] == ["en"] * len(SENTENCES)
+    assert set(one.json()) == {"translatedText"}
 
 
 def test_empty_text(client):

@@ -157,7 +157,8 @@ def test_one_route_answers_post_translate(client, monkeypatch):
                                                                "OPTIONS)", "type": "http_error"}, "application/json", None)
     big = client.post("/translate", content=b'{"q": "' + b"a" * 2_000_000 + b'"}',
                       headers={"content-type": "application/json"})
-    assert answer(big) == (413, {"error": "the request body has 2000009 bytes; the limit is 83344 bytes "
+    limit = client.app.state.settings.body_limit()     # (the largest upload to /translate_file, with these limits)
+    assert answer(big) == (413, {"error": f"the request body has 2000009 bytes; the limit is {limit} bytes "
                                           "(TRANSLATOR_MAX_BODY_BYTES)", "type": "payload_too_large"},
                            "application/json", None)
 

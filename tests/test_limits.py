@@ -79,7 +79,10 @@ def test_types_are_exactly_the_documented_ones(client, field, value):
 
 def test_body_limit_is_derived_and_checked_at_start_up(capsys):
     s = Settings(max_texts=10, max_text_chars=100)
-    assert s.max_body_bytes == 0 and s.body_limit() == s.largest_request_bytes() + 64 * 1024
+    assert s.max_body_bytes == 0 and s.body_limit() == max(s.largest_request_bytes() + 64 * 1024,
+                                                           s.max_file_bytes + 16 * 1024)   # (a file upload)
+    big = Settings(max_texts=64, max_text_chars=1000)
+    assert big.body_limit() == big.largest_request_bytes() + 64 * 1024
     assert s.largest_request_bytes() >= 10 * 100 * 12
     assert Settings(max_texts=10, max_text_chars=100, max_body_bytes=10 ** 6).body_limit() == 10 ** 6
     with pytest.raises(ValueError, match=rf"max_body_bytes 5000 is smaller than the largest valid request "
