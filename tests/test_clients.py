@@ -87,9 +87,11 @@ def check_aio(server, lt, tmp_path, run):
     assert many.translated_text == want["translatedText"] and many.alternatives == want["alternatives"]
     assert [d.language for d in many.detected_language] == ["en", "en"]
     assert run(lt.translate("Thank you.", "auto", "pl")).detected_language.language == "en"
+    html = run(lt.translate("<p>I see a cat.</p>", "en", "pl", format="html")).translated_text
+    assert html == json_translation(server, "<p>I see a cat.</p>", format="html")["translatedText"]
+    assert html.startswith("<p>") and html.endswith("</p>")
     for call, words in ((lambda: lt.translate("I see a cat.", "en", "de"), "English to Polish"),
-                        (lambda: lt.translate(GERMAN, "auto", "pl"), "'de'"),
-                        (lambda: lt.translate("I see a cat.", "en", "pl", format="html"), "format")):
+                        (lambda: lt.translate(GERMAN, "auto", "pl"), "'de'")):
         with pytest.raises(BadRequestError, match=words) as e:
             run(call())
         assert e.value.status_code == 400
@@ -108,7 +110,7 @@ def check_aio(server, lt, tmp_path, run):
     with pytest.raises(ForbiddenError, match="suggestions are disabled"):
         run(lt.suggest("I see a cat.", "Widzę kota.", "en", "pl"))
     settings = run(lt.frontend_settings())
-    assert settings.char_limit == 1000 and settings.supported_files_format == [".txt"]
+    assert settings.char_limit == 1000 and settings.supported_files_format == [".txt", ".html", ".htm"]
     assert (settings.language.source.code, settings.language.target.code) == ("en", "pl")
     assert settings.suggestions is False and settings.frontend_timeout == 500
     assert run(lt.health()) is True
