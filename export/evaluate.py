@@ -31,6 +31,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="only the first N pairs of each set")
     p.add_argument("--write", action="store_true", help="store the figures in the model's model.json")
     p.add_argument("--out", default=None, help="also write the figures as JSON here")
+    p.add_argument("--protect", choices=["names", "numbers", "off"], default="names",
+                   help="for a model trained with placeholders: what is protected (numbers also covers URLs and "
+                        "e-mails; names adds rare names, the service's rule); to measure each one's effect")
 
 
 def translate_all(tr, sources: list[str], beam: int, batch_sentences: int) -> list[str]:
@@ -107,6 +110,8 @@ def run(args) -> dict:
         [model_dir / "test.tsv"] + [p for p in (DEV / "flores200-dev.eng-pol.tsv", DEV / "ud-pud.eng-pol.tsv")
                                     if p.exists()]
     tr = Translator(model_dir, provider="cpu")
+    if tr.rare is not None and args.protect != "names":
+        tr.rare = (lambda word: False) if args.protect == "numbers" else None
     results = [evaluate(model_dir, d, args.beams, args.limit, tr) for d in sets]
     if args.write:
         meta = json.loads((model_dir / "model.json").read_text())
