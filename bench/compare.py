@@ -21,31 +21,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.run import REPO, free_port
+from bench.run import REPO, free_port, wait_ready
 
 SENTENCES = REPO / "docs" / "benchmarks" / "sentences.json"
 
 
 def serve(checkout: Path, env_over: dict) -> tuple[subprocess.Popen, str]:
-    import httpx
-
     port = free_port()
     env = {**os.environ, "TRANSLATOR_MODEL_DIR": str(REPO / "models" / "eng-pol"), "TRANSLATOR_PORT": str(port),
            "TRANSLATOR_LOG_LEVEL": "warning", **env_over}
     env.pop("PYTHONPATH", None)
     proc = subprocess.Popen([sys.executable, "-m", "service"], env=env, cwd=checkout)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server in {checkout} did not start")
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the server in {checkout} did not become ready")
+    wait_ready(proc, url, f"the server in {checkout}")
+    return proc, url
 
 
 def load(url: str, clients: int, seconds: float) -> dict:

@@ -157,25 +157,32 @@ def free_port() -> int:
 def start_server(model_dir, env_over):
     """`python -m service` with these TRANSLATOR_* settings; with BENCH_BATCHING=static, the same server with the
     request-level batching baseline in its engine (`python -m bench.baselines`)."""
-    import httpx
-
     port = free_port()
     env = {**os.environ, "TRANSLATOR_MODEL_DIR": str(model_dir), "TRANSLATOR_PORT": str(port),
            "TRANSLATOR_LOG_LEVEL": "warning", "TRANSLATOR_MAX_QUEUE": "100000", **env_over}
     module = "bench.baselines" if env.get("BENCH_BATCHING", "continuous") != "continuous" else "service"
     proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
+    wait_ready(proc, url)
+    return proc, url
+
+
+def wait_ready(proc, url, name="the server"):
+    """Polls url's /health/ready (every 0.1 s, for up to about a minute) until it answers 200; raises
+    RuntimeError if the process exits first, or (after killing it) if it never gets ready."""
+    import httpx
+
     for _ in range(600):
         try:
             if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                return proc, url
+                return
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            raise RuntimeError("the server did not start")
+            raise RuntimeError(f"{name} did not start")
         time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("the server did not become ready")
+    raise RuntimeError(f"{name} did not become ready")
 
 
 def paired_c1(url, alone, sentences, rounds=3):
