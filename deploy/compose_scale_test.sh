@@ -20,14 +20,11 @@
 #     existed served requests (Prometheus, per instance); every dashboard query evaluates with data and sums
 #     across replicas (no per-instance series except the panels that ask for them). HAProxy's retry and
 #     redispatch counters are printed: they show the drains that the load balancer hid from the clients.
+# Tools, engine, base image and wheelhouse: deploy/lib.sh (shared with deploy/compose_test.sh).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO"
-export COMPOSE_TEST_CACHE=${COMPOSE_TEST_CACHE:-$REPO/.cache/compose-test}
+source "$(dirname "$0")/lib.sh"
 PROJECT=${COMPOSE_SCALE_PROJECT:-engpol-scale-test}
-SUITE=${DEBIAN_SUITE:-bookworm}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 REPLICAS=2
 LOAD_SECONDS=${COMPOSE_SCALE_LOAD_SECONDS:-200}
 USERS=${COMPOSE_SCALE_USERS:-12}
@@ -38,31 +35,15 @@ export BASE_IMAGE=local/debian-python:$SUITE LB_BASE_IMAGE=local/debian-python:$
 export TRANSLATOR_IMAGE=eng-pol-translator:scale-test V2_IMAGE=eng-pol-translator:scale-test-v2
 export LB_IMAGE=local/haproxy:debian-$SUITE PROMETHEUS_IMAGE=local/prometheus:debian-$SUITE
 export TRANSLATOR_CPUS=1 TRANSLATOR_REPLICAS=$REPLICAS
-export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0 COMPOSE_INTERACTIVE_NO_CLI=1
-PY=python3; [ -x "$REPO/.venv/bin/python" ] && PY="$REPO/.venv/bin/python"
 OUT=$COMPOSE_TEST_CACHE/scale
 mkdir -p "$OUT"
 
-T0=$(date +%s)
-step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
-note() { printf '[%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
-die() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
-
 # -- 1. tools and engine --------------------------------------------------------------------------------------
 step "tools"
-missing=()
-command -v dockerd >/dev/null || missing+=(docker.io)
-command -v docker-compose >/dev/null || missing+=(docker-compose)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
-[ -x /usr/bin/prometheus ] || missing+=(prometheus)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "apt-get install ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+need_tools offline
 "$PY" -c 'import locust' 2>/dev/null || die "locust is not importable by $PY (make .venv/.dev)"
-docker --version; docker-compose version --short
 
-DOCKERD_PID=""; WHEEL_SERVER_PID=""; LOCUST_PID=""; UP=0
+LOCUST_PID=""; UP=0
 compose() { docker-compose -p "$PROJECT" -f deploy/compose.scale.yml "$@"; }
 cleanup() {
   rc=$?
@@ -77,65 +58,21 @@ cleanup() {
     step "teardown: docker-compose down -v"
     compose down -v --remove-orphans --timeout 40 2>&1 | tail -n 20
   fi
-  [ -n "$WHEEL_SERVER_PID" ] && kill "$WHEEL_SERVER_PID" 2>/dev/null
-  if [ -n "$DOCKERD_PID" ]; then
-    step "stopping the Docker engine started here (pid $DOCKERD_PID)"
-    kill -TERM "$DOCKERD_PID" 2>/dev/null
-    for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$DOCKERD_PID" 2>/dev/null && echo "dockerd still running after 30 s" || echo "dockerd stopped"
-  fi
-  step "compose-scale-test $([ $rc = 0 ] && echo PASSED || echo "FAILED (exit $rc)") in $(( $(date +%s) - T0 )) s"
-  exit $rc
+  finish compose-scale-test $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "Docker engine"
-if docker info >/dev/null 2>&1; then
-  echo "using the running engine"
-else
-  echo "starting dockerd --iptables=false --bridge=none (log: $COMPOSE_TEST_CACHE/dockerd.log)"
-  dockerd --iptables=false --bridge=none >"$COMPOSE_TEST_CACHE/dockerd.log" 2>&1 &
-  DOCKERD_PID=$!
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { tail -n 20 "$COMPOSE_TEST_CACHE/dockerd.log"; die "dockerd did not come up"; }
-fi
-docker info --format 'engine {{.ServerVersion}}, storage driver {{.Driver}}, {{.NCPU}} CPUs, {{.MemTotal}} bytes'
+start_engine
 
 # -- 2. images ------------------------------------------------------------------------------------------------
-step "base image $BASE_IMAGE"
-if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  echo "present"
-else
-  tarball=$COMPOSE_TEST_CACHE/rootfs-$SUITE.tar
-  if [ ! -s "$tarball" ]; then
-    rootfs=$(mktemp -d /var/tmp/rootfs.XXXXXX)
-    echo "debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates $SUITE $rootfs $MIRROR"
-    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates "$SUITE" "$rootfs" "$MIRROR" \
-      >"$COMPOSE_TEST_CACHE/debootstrap.log" 2>&1 || { tail -n 20 "$COMPOSE_TEST_CACHE/debootstrap.log"; die "debootstrap"; }
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar -C "$rootfs" -c . >"$tarball.part" && mv "$tarball.part" "$tarball"
-    rm -rf "$rootfs"
-  fi
-  docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' "$tarball" "$BASE_IMAGE"
-fi
+step "base image $BASE_IMAGE (debootstrap $SUITE minbase + python3, docker import)"
+base_image
 
-step "wheelhouse (the serve extra + setuptools, cp311 manylinux wheels)"
-wheels=$COMPOSE_TEST_CACHE/wheels
-mkdir -p "$wheels"
-mapfile -t serve_reqs < <("$PY" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["serve"]))')
-pip_dl=("$PY" -m pip download --quiet --disable-pip-version-check --dest "$wheels" --only-binary=:all:
-        --implementation cp --python-version 3.11)
-for t in manylinux1 manylinux2010 manylinux2014 manylinux_2_17 manylinux_2_24 manylinux_2_27 manylinux_2_28 \
-         manylinux_2_31 manylinux_2_34 manylinux_2_35 manylinux_2_36; do pip_dl+=(--platform "${t}_x86_64"); done
-"${pip_dl[@]}" "${serve_reqs[@]}" "setuptools>=68" 2>&1 | { grep -v "^WARNING: Location '" || true; }
-echo "$(ls "$wheels"/*.whl | wc -l) wheels"
-# a fixed port: it is a build argument, and a new one each run would invalidate Docker's layer cache
-wheel_port=${COMPOSE_SCALE_WHEEL_PORT:-18998}
-python3 -m http.server --bind 127.0.0.1 --directory "$wheels" "$wheel_port" >/dev/null 2>&1 &
-WHEEL_SERVER_PID=$!
-for _ in $(seq 20); do "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$wheel_port/')" 2>/dev/null && break; sleep 0.25; done
+step "wheelhouse (serve extra + setuptools + locust==$LOCUST_VERSION, cp311 manylinux wheels)"
+wheelhouse
+serve_wheels
 
 build() {   # build TAG CONTEXT [docker build args...]: legacy builder, host network (wheelhouse, Debian mirror)
   local tag=$1 context=$2 log; shift 2
@@ -146,7 +83,7 @@ build() {   # build TAG CONTEXT [docker build args...]: legacy builder, host net
 }
 step "translator image $TRANSLATOR_IMAGE (Dockerfile)"
 build "$TRANSLATOR_IMAGE" . --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg PIP_NO_INDEX=1 \
-  --build-arg PIP_FIND_LINKS="http://127.0.0.1:$wheel_port/"
+  --build-arg PIP_FIND_LINKS="$PIP_FIND_LINKS"
 
 step "model update image $V2_IMAGE (deploy/local/model-update.Dockerfile)"
 v1_version=$("$PY" -c 'import json; print(json.load(open("models/eng-pol/model.json"))["version"])')

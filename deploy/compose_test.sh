@@ -18,16 +18,12 @@
 #     Grafana runs), run the `load` profile (Locust master + 2 workers, headless, SLO gates) briefly, stop
 #     the translator gracefully, and `docker-compose down -v`.
 # The wheelhouse, the rootfs tarball and the build contexts are cached in .cache/compose-test/ (git-ignored).
+# Tools, engine, base image and wheelhouse: deploy/lib.sh (shared with deploy/compose_scale_test.sh).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO"
-export COMPOSE_TEST_CACHE=${COMPOSE_TEST_CACHE:-$REPO/.cache/compose-test}
+source "$(dirname "$0")/lib.sh"
 OFFLINE=${COMPOSE_TEST_OFFLINE:-1}
 PROJECT=${COMPOSE_TEST_PROJECT:-engpol-compose-test}
-SUITE=${DEBIAN_SUITE:-bookworm}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-export LOCUST_VERSION=${LOCUST_VERSION:-2.32.4}
 LOAD_SECONDS=${COMPOSE_TEST_LOAD_SECONDS:-30}
 # Published on loopback only, on ports unlikely to be taken by a `make serve` on the same machine.
 T_PORT=${COMPOSE_TEST_TRANSLATOR_PORT:-18000}
@@ -35,32 +31,13 @@ P_PORT=${COMPOSE_TEST_PROMETHEUS_PORT:-19090}
 G_PORT=${COMPOSE_TEST_GRAFANA_PORT:-13000}
 export TRANSLATOR_PUBLISH=127.0.0.1:$T_PORT PROMETHEUS_PUBLISH=127.0.0.1:$P_PORT GRAFANA_PUBLISH=127.0.0.1:$G_PORT
 export LOCUST_PUBLISH=127.0.0.1:${COMPOSE_TEST_LOCUST_PORT:-18089}
-export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0 COMPOSE_INTERACTIVE_NO_CLI=1
-
-T0=$(date +%s)
-step() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
-die() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
-mkdir -p "$COMPOSE_TEST_CACHE"
 
 # -- 1. tools -------------------------------------------------------------------------------------------------
 step "tools"
-missing=()
-command -v docker >/dev/null || missing+=(docker.io)
-command -v dockerd >/dev/null || missing+=(docker.io)
-command -v docker-compose >/dev/null || missing+=(docker-compose)
-if [ "$OFFLINE" = 1 ]; then
-  command -v debootstrap >/dev/null || missing+=(debootstrap)
-  [ -x /usr/bin/prometheus ] || missing+=(prometheus)
-fi
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "apt-get install ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-docker --version; docker-compose version --short
-PY=python3; [ -x "$REPO/.venv/bin/python" ] && PY="$REPO/.venv/bin/python"
+if [ "$OFFLINE" = 1 ]; then need_tools offline; else need_tools; fi
 
 # -- 2. the engine --------------------------------------------------------------------------------------------
-DOCKERD_PID=""; WHEEL_SERVER_PID=""; UP=0
+UP=0
 compose() { docker-compose -p "$PROJECT" "${COMPOSE_FILES[@]}" "$@"; }
 cleanup() {
   rc=$?
@@ -69,30 +46,13 @@ cleanup() {
     step "teardown: docker-compose down -v"
     compose --profile load --profile gpu down -v --remove-orphans --timeout 40 2>&1 | tail -n 20
   fi
-  [ -n "$WHEEL_SERVER_PID" ] && kill "$WHEEL_SERVER_PID" 2>/dev/null
-  if [ -n "$DOCKERD_PID" ]; then
-    step "stopping the Docker engine started here (pid $DOCKERD_PID)"
-    kill -TERM "$DOCKERD_PID" 2>/dev/null
-    for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$DOCKERD_PID" 2>/dev/null && echo "dockerd still running after 30 s" || echo "dockerd stopped"
-  fi
-  step "compose-test $([ $rc = 0 ] && echo PASSED || echo "FAILED (exit $rc)") in $(( $(date +%s) - T0 )) s"
-  exit $rc
+  finish compose-test $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "Docker engine"
-if docker info >/dev/null 2>&1; then
-  echo "using the running engine"
-else
-  echo "starting dockerd --iptables=false --bridge=none (log: $COMPOSE_TEST_CACHE/dockerd.log)"
-  dockerd --iptables=false --bridge=none >"$COMPOSE_TEST_CACHE/dockerd.log" 2>&1 &
-  DOCKERD_PID=$!
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { tail -n 20 "$COMPOSE_TEST_CACHE/dockerd.log"; die "dockerd did not come up"; }
-fi
-docker info --format 'engine {{.ServerVersion}}, storage driver {{.Driver}}, {{.NCPU}} CPUs, {{.MemTotal}} bytes'
+start_engine
 
 # -- 3. images ------------------------------------------------------------------------------------------------
 COMPOSE_FILES=(-f docker-compose.yml)
@@ -104,52 +64,11 @@ if [ "$OFFLINE" = 1 ]; then
   export TRANSLATOR_IMAGE=eng-pol-translator:compose-test
 
   step "base image $BASE_IMAGE (debootstrap $SUITE minbase + python3, docker import)"
-  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-    echo "present"
-  else
-    tarball=$COMPOSE_TEST_CACHE/rootfs-$SUITE.tar
-    if [ ! -s "$tarball" ]; then
-      rootfs=$(mktemp -d /var/tmp/rootfs.XXXXXX)
-      echo "debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates $SUITE $rootfs $MIRROR"
-      debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates "$SUITE" "$rootfs" "$MIRROR" \
-        >"$COMPOSE_TEST_CACHE/debootstrap.log" 2>&1 || { tail -n 20 "$COMPOSE_TEST_CACHE/debootstrap.log"; die "debootstrap"; }
-      rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-      tar -C "$rootfs" -c . >"$tarball.part" && mv "$tarball.part" "$tarball"
-      rm -rf "$rootfs"
-    else
-      echo "cached rootfs: $tarball"
-    fi
-    docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-      --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' "$tarball" "$BASE_IMAGE"
-  fi
-  docker run --rm "$BASE_IMAGE" python3 -c 'import sys, platform; print("base:", platform.freedesktop_os_release()["PRETTY_NAME"], "python", sys.version.split()[0])'
+  base_image
 
   step "wheelhouse (serve extra + setuptools + locust==$LOCUST_VERSION, cp311 manylinux wheels)"
-  wheels=$COMPOSE_TEST_CACHE/wheels
-  mkdir -p "$wheels"
-  mapfile -t serve_reqs < <("$PY" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["serve"]))')
-  reqs=("${serve_reqs[@]}" "setuptools>=68" "locust==$LOCUST_VERSION")
-  stamp=$(printf '%s\n' "${reqs[@]}" | sha256sum | cut -c1-16)
-  if [ -f "$wheels/.stamp-$stamp" ]; then
-    echo "cached: $(ls "$wheels"/*.whl | wc -l) wheels for this requirement set"
-  else
-    pip_dl=("$PY" -m pip download --quiet --disable-pip-version-check --dest "$wheels" --only-binary=:all:
-            --implementation cp --python-version 3.11)
-    # the base's glibc is 2.36: every manylinux tag up to it (pip does not widen a custom --platform itself)
-    for t in manylinux1 manylinux2010 manylinux2014 manylinux_2_17 manylinux_2_24 manylinux_2_27 manylinux_2_28 \
-             manylinux_2_31 manylinux_2_34 manylinux_2_35 manylinux_2_36; do pip_dl+=(--platform "${t}_x86_64"); done
-    quiet() { grep -v "^WARNING: Location '" || true; }     # the host's pip.conf names optional local indexes
-    "${pip_dl[@]}" "${serve_reqs[@]}" "setuptools>=68" 2>&1 | quiet
-    "${pip_dl[@]}" "locust==$LOCUST_VERSION" 2>&1 | quiet
-    rm -f "$wheels"/.stamp-*; touch "$wheels/.stamp-$stamp"
-    echo "$(ls "$wheels"/*.whl | wc -l) wheels"
-  fi
-  wheel_port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  python3 -m http.server --bind 127.0.0.1 --directory "$wheels" "$wheel_port" >/dev/null 2>&1 &
-  WHEEL_SERVER_PID=$!
-  export PIP_FIND_LINKS=http://127.0.0.1:$wheel_port/
-  for _ in $(seq 20); do "$PY" -c "import urllib.request; urllib.request.urlopen('$PIP_FIND_LINKS')" 2>/dev/null && break; sleep 0.25; done
-  echo "served at $PIP_FIND_LINKS (pip: PIP_NO_INDEX=1, PIP_FIND_LINKS)"
+  wheelhouse
+  serve_wheels
 
   # build contexts for the local Prometheus and Locust images
   mkdir -p "$COMPOSE_TEST_CACHE/prometheus-context" "$COMPOSE_TEST_CACHE/locust-context"
