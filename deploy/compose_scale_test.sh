@@ -287,25 +287,4 @@ print(f"HAProxy log, POST /translate: statuses sent to clients {dict(sorted(stat
 PYEOF
 
 step "Grafana dashboard: every panel query, evaluated in Prometheus, sums across the replicas"
-"$PY" - "$P" <<'PYEOF'
-import json, sys, urllib.parse, urllib.request
-prom = sys.argv[1]
-dash = json.load(open("monitoring/grafana/dashboards/translator.json"))
-n, bad = 0, []
-for panel in dash["panels"]:
-    for t in panel["targets"]:
-        expr = t["expr"].replace("$__rate_interval", "1m").replace("$job", ".*")
-        url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        result = json.load(urllib.request.urlopen(url, timeout=10))["data"]["result"]
-        n += 1
-        per_instance = "by (instance)" in expr
-        has_instance = any("instance" in r["metric"] for r in result)
-        print(f"  {len(result):2} series  {'per instance' if per_instance else 'summed     '}  {panel['title'][:34]:34}  {t['expr'][:70]}")
-        if not result and not panel["title"].startswith("Refused"):
-            bad.append(f"no data: {panel['title']}: {expr}")
-        if has_instance != per_instance:
-            bad.append(f"{'not summed' if has_instance else 'summed but should be per instance'}: {expr}")
-if bad:
-    sys.exit("dashboard queries:\n  " + "\n  ".join(bad))
-print(f"{n} queries: all have data after the run (refusals aside), and all but the per-instance memory/CPU panel sum across replicas")
-PYEOF
+"$PY" deploy/check_dashboard.py "$P" --across-replicas

@@ -190,29 +190,7 @@ for q in 'sum by (status) (translator_requests_total)' \
 done
 
 step "Grafana dashboard: every panel query evaluated in Prometheus (after the load run)"
-"$PY" - "$P" <<'PYEOF'
-import json, sys, urllib.parse, urllib.request
-prom = sys.argv[1]
-dash = json.load(open("monitoring/grafana/dashboards/translator.json"))
-n, empty = 0, []
-for panel in dash["panels"]:
-    for t in panel["targets"]:
-        expr = t["expr"].replace("$__rate_interval", "1m").replace("$job", ".*")
-        url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        body = json.load(urllib.request.urlopen(url, timeout=10))
-        if body["status"] != "success":
-            sys.exit(f"{panel['title']}: {expr}: {body}")
-        n += 1
-        series = len(body["data"]["result"])
-        print(f"  {series:2} series  {panel['title'][:40]:40}  {t['expr'][:80]}")
-        # after the load run every panel has data, except refusals (none happen in a healthy run)
-        if not series and not panel["title"].startswith("Refused"):
-            empty.append(f"{panel['title']}: {expr}")
-if empty:
-    sys.exit("queries with no data after the load run:\n  " + "\n  ".join(empty))
-print(f"{n} queries of {len(dash['panels'])} panels evaluate without error and have data "
-      f"(uid {dash['uid']!r}, title {dash['title']!r})")
-PYEOF
+"$PY" deploy/check_dashboard.py "$P"
 
 step "graceful stop: docker-compose stop translator (stop_grace_period 30 s, TRANSLATOR_SHUTDOWN_GRACE_S 20 s)"
 s=$(date +%s.%N)
