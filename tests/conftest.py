@@ -181,6 +181,46 @@ class Server:
         return self.output
 
 
+class Prometheus:
+    """A real Prometheus on loopback with this config (written to WORKDIR/prometheus.yml; its data in WORKDIR/data):
+    .proc, .url, .query(promql) -> the result list (the query must succeed). As a context manager it is stopped
+    at the end (SIGTERM; SIGKILL after 20 s)."""
+
+    def __init__(self, binary: str, config: dict, workdir: Path):
+        import subprocess
+
+        import yaml
+
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([binary, f"--config.file={workdir / 'prometheus.yml'}",
+                                      f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def query(self, q: str) -> list:
+        import urllib.parse
+
+        import httpx
+
+        body = httpx.get(self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": q}), timeout=10).json()
+        assert body["status"] == "success", f"{q}: {body}"
+        return body["data"]["result"]
+
+    def __enter__(self) -> "Prometheus":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import subprocess
+
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @pytest.fixture
 def start_server():
     """`start_server(model_dir, *flags, **env) -> Server`, ready to serve; every server is stopped afterwards."""

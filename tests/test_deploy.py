@@ -15,14 +15,13 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from conftest import REPO, free_port
+from conftest import REPO, Prometheus
 
 COMPOSE = REPO / "docker-compose.yml"
 PROM_CONFIG = REPO / "monitoring" / "prometheus.yml"
@@ -221,27 +220,14 @@ def test_prometheus_scrapes_the_service(model_dir, start_server, tmp_path):
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "translator"]
     job["static_configs"][0]["targets"] = [f"127.0.0.1:{server.port}"]
     config["scrape_configs"] = [job]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    proc = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    prom = f"http://127.0.0.1:{port}"
-
-    def query(q: str) -> list:
-        r = httpx.get(prom + "/api/v1/query?" + urllib.parse.urlencode({"query": q}), timeout=10)
-        body = r.json()
-        assert body["status"] == "success", f"{q}: {body}"
-        return body["data"]["result"]
-
-    try:
+    with Prometheus(prometheus, config, tmp_path) as prom:
         for sentence in ("I see a cat.", "We like the book.", "Thank you.", "Where is the station?"):
             httpx.post(server.url + "/translate", json={"q": sentence}, timeout=30).raise_for_status()
         count, deadline = 0.0, time.time() + 60
         while time.time() < deadline and count <= 0:
-            assert proc.poll() is None, f"prometheus exited:\n{proc.stdout.read()}"
+            assert prom.proc.poll() is None, f"prometheus exited:\n{prom.proc.stdout.read()}"
             try:
-                result = query('translator_request_duration_seconds_count{job="translator"}')
+                result = prom.query('translator_request_duration_seconds_count{job="translator"}')
                 count = float(result[0]["value"][1]) if result else 0.0
             except (httpx.TransportError, ValueError):   # not listening yet, or "Service Unavailable" while it starts
                 pass
@@ -249,20 +235,13 @@ def test_prometheus_scrapes_the_service(model_dir, start_server, tmp_path):
         assert count >= 4, f"translator_request_duration_seconds_count = {count} after 60 s"
         assert result[0]["metric"]["instance"] == f"127.0.0.1:{server.port}"
         assert result[0]["metric"]["variant"] == "cpu"          # the scrape config's own labels came along
-        (up,) = query('up{job="translator"}')
+        (up,) = prom.query('up{job="translator"}')
         assert up["value"][1] == "1"
         # every dashboard query is valid PromQL for this Prometheus, on the series it really has
         for title, expr in dashboard_exprs():
-            query(expr.replace("$__rate_interval", "1m").replace("$job", ".*"))
-        buckets = query('translator_request_duration_seconds_bucket{le="+Inf"}')
+            prom.query(expr.replace("$__rate_interval", "1m").replace("$job", ".*"))
+        buckets = prom.query('translator_request_duration_seconds_bucket{le="+Inf"}')
         assert float(buckets[0]["value"][1]) == count
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- replicas behind a load balancer (deploy/compose.scale.yml; brought up by `make compose-scale-test`) ---------

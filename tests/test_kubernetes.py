@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import httpx
@@ -30,7 +29,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import REPO, free_port
+from conftest import REPO, Prometheus
 from test_deploy import exposition_names, tool
 
 K8S = REPO / "deploy" / "kubernetes"
@@ -357,31 +356,19 @@ def test_probes_metric_and_settings_on_a_real_service(model_dir, start_server, t
     prom_config = {"global": {"scrape_interval": "1s"}, "scrape_configs": [{
         "job_name": "translator", "static_configs": [{"targets": [f"127.0.0.1:{server.port}"],
                                                       "labels": {"namespace": namespace, "pod": pod}}]}]}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
-    port = free_port()
-    proc = subprocess.Popen([tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    def query(q: str) -> list:
-        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q}), timeout=10)
-        body = r.json()
-        assert body["status"] == "success", f"{q}: {body}"
-        return body["data"]["result"]
-
     adapter_queries = [(r["metricsQuery"].replace("<<.GroupBy>>", "namespace,pod")
                         .replace("<<.LabelMatchers>>", f'namespace="{namespace}",pod=~"{pod}"'), r["seriesQuery"])
                        for r in rules.values()]
     keda_queries = [t["metadata"]["query"] for t in one(render("cpu-keda"), "ScaledObject")["spec"]["triggers"]]
-    try:
+    with Prometheus(tool("prometheus"), prom_config, tmp_path) as prom:
         # one more request while Prometheus scrapes, so that the rate has something to count
         httpx.post(server.url + "/translate", json={"q": "We like the book."}, timeout=30,
                    headers={"Authorization": "Bearer k8s-test-key"}).raise_for_status()
         deadline, results = time.time() + 60, []
         while time.time() < deadline and not (results and all(results)):
-            assert proc.poll() is None, f"prometheus exited:\n{proc.stdout.read()}"
+            assert prom.proc.poll() is None, f"prometheus exited:\n{prom.proc.stdout.read()}"
             try:
-                results = [query(q) for q, _ in adapter_queries] + [query(q) for q in keda_queries]
+                results = [prom.query(q) for q, _ in adapter_queries] + [prom.query(q) for q in keda_queries]
             except (httpx.TransportError, ValueError):       # not up yet
                 pass
             time.sleep(0.5)
@@ -390,13 +377,6 @@ def test_probes_metric_and_settings_on_a_real_service(model_dir, start_server, t
             assert result[0]["metric"] == {"namespace": namespace, "pod": pod}, q
             assert math.isfinite(float(result[0]["value"][1])) and float(result[0]["value"][1]) >= 0, q
             # the series query the adapter discovers metrics with finds this pod's series
-            assert query(series_query)[0]["metric"]["pod"] == pod
+            assert prom.query(series_query)[0]["metric"]["pod"] == pod
         for result in results[len(adapter_queries):]:
             assert math.isfinite(float(result[0]["value"][1]))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
