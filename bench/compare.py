@@ -134,7 +134,7 @@ def main() -> None:
             ("flood (queue 64): answered/s, 400 no-backoff clients", "flood: 400 no-backoff", "answered_per_s", "{:.0f}"),
             ("flood (queue 64): answered/s, 32 clients", "flood: 32 clients", "answered_per_s", "{:.0f}"),
             ("flood (queue 64): refused/s, 400 no-backoff clients", "flood: 400 no-backoff", "refused_per_s", "{:.0f}")]
-    cmd = "/work/tools/quiet.sh .venv/bin/python -m bench.compare --old " + str(args.old) + \
+    cmd = ".venv/bin/python -m bench.compare --old " + str(args.old) + \
         f" --rounds {args.rounds} --seconds {args.seconds:g}" + (" --flood-only" if args.flood_only else
                                                                  f" --paired {args.paired}")
     lines = [f"# Before and after issue 13 (`python -m bench.compare`), {datetime.date.today()}", "",

@@ -98,7 +98,7 @@ def main() -> int:
     L, H = local, http_
     (OUT / "detect.md").write_text(f"""# Language detection: what it costs
 
-{started}, `/work/tools/quiet.sh .venv/bin/python -m bench.detect` (the training paused), 2-core AMD EPYC,
+{started}, `.venv/bin/python -m bench.detect` (the training paused), 2-core AMD EPYC,
 py3langid {_version()}, shipped model 1.1.0-int8, greedy, the engine in its own process. Raw figures: detect.json.
 
 **In process** (service/detect.py; what `source: "auto"` runs per text: the rule, then English's confidence):

@@ -4,7 +4,7 @@ per text, apart from the model (service/documents.py: prepare + combine, with re
 Prints microseconds per text for a one-sentence text (the common request), a 1000-character paragraph, and a
 1000-character HTML fragment, each with and without attention. With --model DIR it also times POST /translate
 in-process (engine in threads, greedy): a paragraph of six sentences against its longest sentence alone and against
-the six sentences as six requests one after another. Run it wrapped: /work/tools/quiet.sh or on an idle
+the six sentences as six requests one after another. Run it on an idle
 machine."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Capacity of one replica, for sizing replicas and the autoscaler (docs/scaling.md):
 
-    /work/tools/quiet.sh .venv/bin/python deploy/capacity.py --cores 1 2 --out docs/scaling
+    .venv/bin/python deploy/capacity.py --cores 1 2 --out docs/scaling
 
 For each core count N, a real `python -m service` (the shipped model, the service's defaults: beam 3,
 continuous batching, engine process) is pinned to N cores with `taskset` and given N onnxruntime intra-op
@@ -127,7 +127,7 @@ def main() -> None:
     runs = [measure(n, args.seconds, args.port, tuple(args.steps)) for n in args.cores]
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": model["version"],
-              "command": "/work/tools/quiet.sh .venv/bin/python deploy/capacity.py " + " ".join(sys.argv[1:]),
+              "command": ".venv/bin/python deploy/capacity.py " + " ".join(sys.argv[1:]),
               "cpu": next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), ""),
               "settings": "service defaults (beam 3, continuous batching, max batch 64, engine process), "
                           "TRANSLATOR_INTRA_THREADS = cores, one sentence per request", "runs": runs}
