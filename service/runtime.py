@@ -298,7 +298,7 @@ class BoundRows:
 
     def encode(self, src: np.ndarray) -> list[ort.OrtValue]:
         """enc, keys, mask, state for src on the device; uses nothing of this store (any thread)."""
-        return self._run(self.rt.encoder, {}, {"src": src}, ENCODER_OUTPUTS)
+        return self._run(self.rt.encoder, {}, {ENCODER_INPUTS[0]: src}, ENCODER_OUTPUTS)
 
     def split(self, new: list[ort.OrtValue], j: int) -> tuple[list[ort.OrtValue], list[ort.OrtValue]]:
         """`encode`'s outputs for sentences [:j] and [j:]: host copies of the CPU OrtValues, or the take/gather
@@ -334,18 +334,20 @@ class BoundRows:
 
     def step(self, y: np.ndarray, attention: bool) -> tuple[np.ndarray, np.ndarray | None]:
         b = self._dec
+        y_prev, state, enc, keys, mask = DECODER_INPUTS
+        logprobs, new_state, attn = DECODER_OUTPUTS
         if not self._sources_bound:
-            b.bind_ortvalue_input("enc", self.enc)
-            b.bind_ortvalue_input("keys", self.keys)
-            b.bind_ortvalue_input("mask", self.mask)
+            b.bind_ortvalue_input(enc, self.enc)
+            b.bind_ortvalue_input(keys, self.keys)
+            b.bind_ortvalue_input(mask, self.mask)
             self._sources_bound = True
-        b.bind_cpu_input("y_prev", y)
-        b.bind_ortvalue_input("state", self.state)
+        b.bind_cpu_input(y_prev, y)
+        b.bind_ortvalue_input(state, self.state)
         # outputs are bound afresh every step: a binding left in place would have ORT write the next step into
         # the same buffers, i.e. into the state this step reads
-        b.bind_output("logprobs", "cpu")
-        b.bind_output("new_state", self.device, 0)
-        b.bind_output("attention", "cpu" if attention else self.device, 0)
+        b.bind_output(logprobs, "cpu")
+        b.bind_output(new_state, self.device, 0)
+        b.bind_output(attn, "cpu" if attention else self.device, 0)
         self.rt.decoder.run_with_iobinding(b)
         logp, self.state, a = b.get_outputs()
         return logp.numpy(), (np.array(a.numpy()) if attention else None)
