@@ -107,8 +107,8 @@ INLINE_CHARS = 2000   # more characters than this are detected in a worker threa
 
 
 async def off_the_loop_if_long(chars: int, fn: Callable[..., T], *args: Any) -> T:
-    """fn(*args) (a detection over `chars` characters) on the event loop when short (~0.1 ms a sentence), in a
-    worker thread when long (~1 ms per 1,000 characters: the largest request would hold the loop ~60 ms)."""
+    """fn(*args) (a detection over `chars` characters) on the event loop when short, in a worker thread when
+    long, so the largest request never holds the loop (costs: docs/benchmarks/detect.md)."""
     if chars <= INLINE_CHARS:
         return fn(*args)
     return await asyncio.to_thread(fn, *args)

@@ -31,7 +31,7 @@ from .translator import DecodeBatch, Sequence, Translator
 
 log = logging.getLogger(__name__)
 # The decoder thread needs the GIL between model runs, and a busy thread (the event loop in threads placement)
-# holds it for up to the switch interval each time (5 ms by default); docs/benchmarks/profile.md measures 0.5 ms.
+# holds it for up to the switch interval each time; a shorter interval lets it in sooner (docs/benchmarks/profile.md).
 GIL_SWITCH_S = 0.0005
 SHUTTING_DOWN = "the server is shutting down; retry on another instance"
 
@@ -61,7 +61,8 @@ class Engine:
         self.scheduler = scheduler or Scheduler(max_batch)
         # Sentences that leave the queue are reported with the next answers, unless this many or more were
         # waiting: then before the step, so that a front end refusing for a full queue learns of the room at once
-        # (a message of its own before every step cost one client ~1 ms here, so not when the queue is short).
+        # (a message of its own before every step slows a lone client: docs/benchmarks/refactor.md; so not when the
+        # queue is short).
         self.report_at = report_at
         self._cond = threading.Condition()
         self._requests: dict[int, _Request] = {}
