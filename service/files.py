@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidInput, PayloadTooLarge
-
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
-
+from .segment import split
 
 @dataclass
 class Document:
@@ -32,41 +30,28 @@ class Document:
     join: Callable[[list[str]], bytes]    # the translated texts, in order -> the translated file
 
 
-def split_txt(data: bytes, max_chars: int) -> Document:
-    """A text file: every non-blank line is cut into sentences (at '.', '!', '?' or '…' and white space: the model
-    was trained on single sentences, and drops the second of two given together), each translated as a text;
-    the line keeps its leading and trailing whitespace and its line ending, its translated sentences are joined
-    with a space. Blank lines stay as they are. 413 if one sentence is longer than `max_chars`."""
+def _decode(data: bytes) -> str:
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InvalidInput(f"the file is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
-    template: list[tuple[str, int, str]] = []   # (text before, number of texts, text after) per line
-    texts, lines = [], []
-    for number, line in enumerate(text.splitlines(keepends=True), 1):
-        body = line.rstrip("\r\n")
-        end = line[len(body):]
-        stripped = body.strip()
-        if not stripped:
-            template.append((line, 0, ""))
-            continue
-        lead, trail = body[:len(body) - len(body.lstrip())], body[len(body.rstrip()):]
-        parts = _SENTENCE_END.split(stripped)
-        for part in parts:
-            if len(part) > max_chars:
-                raise PayloadTooLarge(f"line {number} has a sentence of {len(part)} characters, which exceeds the "
-                                      f"text limit of {max_chars} (TRANSLATOR_MAX_TEXT_CHARS); split it")
-        texts += parts
-        lines += [number] * len(parts)
-        template.append((lead, len(parts), trail + end))
 
-    def join(translated: list[str]) -> bytes:
-        out, i = [], 0
-        for before, n, after in template:
-            out += [before, " ".join(translated[i:i + n]), after]
-            i += n
-        return "".join(out).encode("utf-8")
-    return Document(texts, lines, join)
+
+def split_txt(data: bytes, max_chars: int) -> Document:
+    """A text file: cut into sentences as `q` is on /translate (service/segment.py: every line break ends a
+    sentence, sentencex finds the boundaries within a line), each translated as a text and put back between the
+    original whitespace and line breaks. 413 if one sentence is longer than `max_chars`."""
+    text = _decode(data)
+    seg = split(text)
+    lines, pos = [], len(seg.gaps[0])
+    for sentence, gap in zip(seg.sentences, seg.gaps[1:]):
+        line = text.count("\n", 0, pos) + 1
+        if len(sentence) > max_chars:
+            raise PayloadTooLarge(f"line {line} has a sentence of {len(sentence)} characters, which exceeds the "
+                                  f"text limit of {max_chars} (TRANSLATOR_MAX_TEXT_CHARS); split it")
+        lines.append(line)
+        pos += len(sentence) + len(gap)
+    return Document(seg.sentences, lines, lambda translated: seg.join(translated).encode("utf-8"))
 
 
 def split_html(data: bytes, max_chars: int) -> Document:
@@ -74,11 +59,7 @@ def split_html(data: bytes, max_chars: int) -> Document:
     (service/documents.py: tags, attributes, scripts and styles kept; the result well-formed)."""
     from .documents import prepare
 
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(f"the file is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
-    doc = prepare(text, "html")
+    doc = prepare(_decode(data), "html")
     lines = []
     for i, sentence in enumerate(doc.sentences):
         if len(sentence) > max_chars:

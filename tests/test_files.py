@@ -23,6 +23,16 @@ def test_txt_keeps_layout_and_translates_sentence_by_sentence():
     assert out == "HELLO.\n\n  HOW ARE YOU? I AM FINE.\r\n\t\nTHANK YOU.  \nNO NEWLINE AT THE END"
 
 
+def test_txt_cuts_sentences_as_translate_does():
+    """The same segmenter as `q` on /translate: "U.S." and "Dr." do not end a sentence, a symbol-only line is
+    kept as it is, and the gaps between sentences come back unchanged."""
+    data = "I moved to the U.S. in 2010.  Dr. Smith met me there!\n* * *\nBye.".encode()
+    doc = split_txt(data, max_chars=100)
+    assert doc.texts == ["I moved to the U.S. in 2010.", "Dr. Smith met me there!", "Bye."]
+    assert doc.lines == [1, 1, 3]
+    assert doc.join(["A.", "B!", "C."]).decode() == "A.  B!\n* * *\nC."
+
+
 def test_txt_errors():
     with pytest.raises(InvalidInput, match="not UTF-8"):
         split_txt(b"caf\xe9", 100)
