@@ -14,7 +14,7 @@ import numpy as np
 import sentencepiece as spm
 
 from .errors import InvalidInput, ModelLoadError, PayloadTooLarge
-from .placeholders import protect, rare_word, restore
+from .placeholders import SYMBOLS, protect, rare_word, restore
 from .runtime import ModelInfo, Runtime
 
 # Guards against degenerate output, applied to every hypothesis (greedy and beam), chosen on FLORES-200 dev
@@ -66,6 +66,7 @@ class Translator:
         # a model trained with placeholders (model.json "placeholders": true) gets numbers, URLs, e-mails and
         # rare names as placeholder symbols, and its outputs get them back (service/placeholders.py)
         self.rare = rare_word(self.sp_src) if self.info.placeholders else None
+        self.slot_ids = [self.sp_tgt.piece_to_id(p) for p in SYMBOLS] if self.info.placeholders else []
 
     @property
     def provider(self) -> str:
@@ -145,7 +146,8 @@ class Translator:
             if ids:
                 seqs.append(Sequence(ids, beam_size, num_hypotheses, return_attention, length_penalty,
                                      max_decoding_length or self.max_length_for(len(ids)), tag=i,
-                                     min_len=self.min_length_for(len(ids)), spans=spans, block=self.guards))
+                                     min_len=self.min_length_for(len(ids)), spans=spans, block=self.guards,
+                                     slots=self.slot_ids))
             else:   # blank texts never reach the model
                 results[i] = TranslationResult([Hypothesis("", 0.0, [], [] if return_attention else None)])
         return results, seqs
@@ -156,15 +158,33 @@ class Sequence:
 
     def __init__(self, src_ids: list[int], k: int = 1, nbest: int = 1, want_attn: bool = False,
                  length_penalty: float = 1.0, max_len: int = 100, tag=None, min_len: int = 0,
-                 spans: list[str] | None = None, block: bool = True):
+                 spans: list[str] | None = None, block: bool = True, slots: list[int] | tuple[int, ...] = ()):
         self.spans = spans or []                                    # protected text, by placeholder slot
-        self.block = block                                          # n-gram repetition block on
+        self.block = block                                          # the guards below on
+        # placeholder tokens (model.json "placeholders"): only the source's slots, each once per hypothesis;
+        # a slot the source does not have would restore to nothing
+        self.open_slots = frozenset(slots[:len(self.spans)]) if block else frozenset()
+        self.closed = frozenset(slots[len(self.spans):]) if block else frozenset()
         self.src_ids, self.k, self.nbest, self.want_attn = src_ids, k, nbest, want_attn
         self.lp, self.max_len, self.tag = length_penalty, max_len, tag
         self.min_len = min(min_len, max_len - 1)
         self.t = 0                                                  # decoder steps taken
         self.finished: list[tuple[float, list[int], list | None]] = []
         self.result: TranslationResult | None = None
+
+    def refused(self, toks: list[int], tok: int) -> bool:
+        """Do the guards refuse `tok` after `toks`? (an n-gram repeated too often, a placeholder not allowed)"""
+        if not self.block:
+            return False
+        if tok in self.closed or (tok in self.open_slots and tok in toks):
+            return True
+        return _repeats(toks, tok)
+
+    def refusals(self, toks: list[int]) -> list[int]:
+        """Every token `refused` after toks (for beam rows, which rank all tokens at once)."""
+        if not self.block:
+            return []
+        return _banned(toks) + [*self.closed] + [t for t in self.open_slots if t in toks]
 
 
 class DecodeBatch:
@@ -238,13 +258,13 @@ class DecodeBatch:
             early = q.t <= q.min_len             # end-of-sentence not allowed yet
             if k == 1:                           # greedy: plain Python numbers, no per-row numpy work
                 tok, sc = picks[o0], picked[o0]
-                if (tok == eos and early) or (q.block and _repeats(self.toks[o0], tok)):
-                    tok = self._next_best(logp[o0], self.toks[o0], eos if early else -1, q.block)
+                if (tok == eos and early) or q.refused(self.toks[o0], tok):
+                    tok = self._next_best(logp[o0], self.toks[o0], eos if early else -1, q)
                     sc = float(self.score[o0] + logp[o0, tok])
                 ranked = [(o0, tok, sc)]
             else:
                 block = logp[o0:o0 + k]
-                bans = [(r, t) for r in range(k) for t in _banned(self.toks[o0 + r])] if q.block else []
+                bans = [(r, t) for r in range(k) for t in q.refusals(self.toks[o0 + r])]
                 bans += [(r, eos) for r in range(k)] if early else []
                 if bans:                         # banned continuations never rank (k rows always stay alive)
                     block = block.copy()
@@ -291,10 +311,10 @@ class DecodeBatch:
         return done
 
     @staticmethod
-    def _next_best(row: np.ndarray, toks: list[int], banned: int, block: bool = True) -> int:
-        """The most probable token of this row that neither is `banned` nor repeats an n-gram too often."""
+    def _next_best(row: np.ndarray, toks: list[int], banned: int, q: Sequence) -> int:
+        """The most probable token of this row that is not `banned` and that the guards do not refuse."""
         for tok in np.argsort(-row).tolist():
-            if tok != banned and not (block and _repeats(toks, tok)):
+            if tok != banned and not q.refused(toks, tok):
                 return tok
         return int(row.argmax())
 

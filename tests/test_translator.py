@@ -7,7 +7,7 @@ import torch
 
 from export import onnx_export
 from service.errors import InvalidInput
-from service.translator import Translator
+from service.translator import Sequence, Translator
 
 SENTENCES = ["How are you?", "I see a cat.", "We have the book too.", "Where is the station?", "Thank you.",
              "They like a dog.", "You have the car too.", "It's raining.", "Help me!", "I don't know."]
@@ -209,3 +209,16 @@ def test_guards_hold_length_and_block_loops(model_dir, monkeypatch, beam):
         assert max(Counter(tuple(ids[i:i + 4]) for i in range(len(ids) - 3)).values()) <= 2
     plain = Translator(model_dir, provider="cpu", guards=False).translate_batch(SENTENCES, beam_size=beam)
     assert any(len(p.hypotheses[0].tokens) < 3 * (len(tr.encode_source(s)) - 1) for p, s in zip(plain, SENTENCES))
+
+
+def test_placeholders_only_the_sources_slots_each_once():
+    """A model trained with placeholders may only produce the slots its source has, each once per hypothesis
+    (a slot the source lacks would restore to nothing, leaving " ." behind)."""
+    slots = [100 + i for i in range(10)]
+    q = Sequence([5, 2], spans=["42", "Vidal"], slots=slots)
+    assert q.refused([7], 102) and q.refused([7], 109)          # not in the source
+    assert not q.refused([7], 100) and not q.refused([7], 101)
+    assert q.refused([7, 100], 100) and not q.refused([7, 100], 101)   # each slot once
+    assert sorted(q.refusals([7, 100])) == [100] + slots[2:]
+    plain = Sequence([5, 2], spans=["42"], slots=slots, block=False)  # guards off: the model's own search
+    assert not plain.refused([100], 100) and plain.refusals([100]) == []
