@@ -16,13 +16,15 @@ from collections.abc import Callable
 
 SLOTS = 10
 SYMBOLS = [f"⟦{i}⟧" for i in range(SLOTS)]
-_SYMBOL = re.compile(r"⟦(\d)⟧")
+_SYMBOL_AFTER_SPACE = re.compile(r"( ?)⟦(\d)⟧")
 
 # URL and e-mail first: they contain digits and capitals that must not be matched on their own.
 _URL = r"(?:https?://|www\.)[^\s<>\"]+[^\s<>\".,;:!?)\]'’”]"
 _EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
-# digit groups with their inner separators (1,000  3.5  12:30  2019-05-01  1/2), optional leading sign
-_NUMBER = r"(?<![\w.,])\d+(?:[.,:/-]\d+)*"
+# a word with a digit in it, with inner separators between such words: 1,000  3.5  12:30  2019-05-01  1/2,
+# and codes and units written together with their digits (4x4  KV62  km2  A380  1990s  Covid-19), which the
+# model would otherwise mistranslate digit by digit
+_NUMBER = r"(?<![\w.,])(?:\w+-)*\w*\d\w*(?:[.,:/-]\w*\d\w*)*"
 # a capitalised word, or a word with an inner capital or digit (iPhone, A380); tested for rarity separately
 _NAME = r"\b[A-Z][\w'’-]*[\w]|\b[a-z]+[A-Z][\w]*"
 _SPAN = re.compile(f"(?P<url>{_URL})|(?P<email>{_EMAIL})|(?P<num>{_NUMBER})|(?P<name>{_NAME})")
@@ -79,13 +81,13 @@ def restore(text: str, spans: list[str]) -> str:
     used = set()
 
     def put(m: re.Match) -> str:
-        i = int(m.group(1))
+        i = int(m.group(2))
         if i < len(spans) and i not in used:
             used.add(i)
-            return spans[i]
-        return ""
+            return m.group(1) + spans[i]
+        return ""                     # with the space before it, so "lat ⟦7⟧." becomes "lat."
 
-    out = _SYMBOL.sub(put, text)
+    out = _SYMBOL_AFTER_SPACE.sub(put, text)
     missing = [s for i, s in enumerate(spans) if i not in used]
     if missing:
         out = (out.rstrip() + " " + " ".join(missing)).strip()

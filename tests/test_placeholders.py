@@ -16,6 +16,14 @@ def test_numbers_urls_emails_are_protected_and_restored():
         "Zobacz https://example.org/a?b=1 albo napisz na jan.kowalski@example.com; dzwoń o 9:30 pod 555-0123."
 
 
+def test_words_with_digits_are_kept_whole():
+    """Codes and units written with their digits are one span: the model never sees their digits."""
+    marked, spans = protect("A 4x4 in KV62 covers 2.2 million km2 (3136 mm2) since the 1990s, per Covid-19 data.")
+    assert spans == ["4x4", "KV62", "2.2", "km2", "3136", "mm2", "1990s", "Covid-19"]
+    assert marked == "A ⟦0⟧ in ⟦1⟧ covers ⟦2⟧ million ⟦3⟧ (⟦4⟧ ⟦5⟧) since the ⟦6⟧, per ⟦7⟧ data."
+    assert protect("In 2010. Then 3.5%.")[1] == ["2010", "3.5"]     # a final full stop is not part of it
+
+
 def test_rare_names_only_inside_the_sentence():
     marked, spans = protect("Pattavee met Squadron Leader Dilokrit in Bangkok.", rare)
     assert spans == ["Squadron", "Dilokrit"]          # the sentence-initial word is never taken for a name
@@ -27,7 +35,7 @@ def test_rare_names_only_inside_the_sentence():
 def test_nothing_protected_is_lost():
     spans = ["42", "Dilokrit"]
     assert restore("Nie wiem.", spans) == "Nie wiem. 42 Dilokrit"        # dropped by the model: appended
-    assert restore("⟦1⟧ ⟦1⟧ ma ⟦0⟧ lat ⟦7⟧.", spans) == "Dilokrit ma 42 lat ."  # repeats and unknown slots removed
+    assert restore("⟦1⟧ ⟦1⟧ ma ⟦0⟧ lat ⟦7⟧.", spans) == "Dilokrit ma 42 lat."  # repeats and unknown slots removed
     assert restore("Bez liczb.", []) == "Bez liczb."
 
 
