@@ -17,6 +17,7 @@ from collections.abc import Callable
 SLOTS = 10
 SYMBOLS = [f"⟦{i}⟧" for i in range(SLOTS)]
 _SYMBOL_AFTER_SPACE = re.compile(r"( ?)⟦(\d)⟧")
+_FINAL_PUNCT = re.compile(r"[.!?…]+[\"'”’»)]*$")
 
 # URL and e-mail first: they contain digits and capitals that must not be matched on their own.
 _URL = r"(?:https?://|www\.)[^\s<>\"]+[^\s<>\".,;:!?)\]'’”]"
@@ -77,7 +78,8 @@ def protect_pair(en: str, pl: str, rare: Callable[[str], bool] | None = None) ->
 
 def restore(text: str, spans: list[str]) -> str:
     """Puts each span back where the model placed its placeholder. A placeholder the model produced for a slot
-    that does not exist is removed; a span the model dropped is appended, so nothing protected is ever lost."""
+    that does not exist is removed; a span the model dropped is added at the end (before the final punctuation),
+    so nothing protected is ever lost."""
     used = set()
 
     def put(m: re.Match) -> str:
@@ -89,8 +91,11 @@ def restore(text: str, spans: list[str]) -> str:
 
     out = _SYMBOL_AFTER_SPACE.sub(put, text)
     missing = [s for i, s in enumerate(spans) if i not in used]
-    if missing:
-        out = (out.rstrip() + " " + " ".join(missing)).strip()
+    if missing:                       # before the final punctuation, if the output has one
+        out = out.rstrip()
+        end = _FINAL_PUNCT.search(out)
+        cut = end.start() if end else len(out)
+        out = (out[:cut].rstrip() + " " + " ".join(missing)).strip() + out[cut:]
     return re.sub(r" {2,}", " ", out)
 
 

@@ -34,7 +34,9 @@ def test_rare_names_only_inside_the_sentence():
 
 def test_nothing_protected_is_lost():
     spans = ["42", "Dilokrit"]
-    assert restore("Nie wiem.", spans) == "Nie wiem. 42 Dilokrit"        # dropped by the model: appended
+    assert restore("Nie wiem.", spans) == "Nie wiem 42 Dilokrit."        # dropped by the model: added at the end
+    assert restore("Czy wiesz?\" ", spans) == "Czy wiesz 42 Dilokrit?\""      # before the final punctuation
+    assert restore("Nie wiem", spans) == "Nie wiem 42 Dilokrit"
     assert restore("⟦1⟧ ⟦1⟧ ma ⟦0⟧ lat ⟦7⟧.", spans) == "Dilokrit ma 42 lat."  # repeats and unknown slots removed
     assert restore("Bez liczb.", []) == "Bez liczb."
 
