@@ -21,7 +21,7 @@ import torch
 
 from export.data import PAD, collate, encode_pairs, make_batches, read_tsv
 from export.model import Seq2Seq, Seq2SeqConfig
-from export.train import batch_loss
+from export.train import train_step
 
 
 def parse(spec: str, src_vocab: int, tgt_vocab: int) -> Seq2SeqConfig:
@@ -61,11 +61,7 @@ def main(argv=None) -> int:
         for spec, (model, opt) in models.items():
             t0 = time.perf_counter()
             for src, tin, tout in data:
-                loss = batch_loss(model, src, tin, tout, 0.1)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
+                train_step(model, opt, src, tin, tout, 0.1, 1.0)
             if r:
                 rates[spec].append(tokens / (time.perf_counter() - t0))
     base = statistics.median(rates[args.configs[0]])

@@ -94,6 +94,16 @@ def batch_loss(model, src, tin, tout, smoothing: float):
                            ignore_index=PAD, label_smoothing=smoothing)
 
 
+def train_step(model, opt, src, tin, tout, smoothing: float, clip: float) -> float:
+    """One optimiser step on one batch (gradients clipped by norm) -> its loss."""
+    loss = batch_loss(model, src, tin, tout, smoothing)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return loss.item()
+
+
 @torch.no_grad()
 def evaluate_loss(model, examples, batch_size: int) -> float:
     """Validation loss: plain cross-entropy per target token (no smoothing)."""
@@ -215,12 +225,7 @@ def run(args) -> Path:
                        ncols=100)
         for i in range(first, len(batches)):
             src, tin, tout = collate(train, batches[i])
-            loss = batch_loss(model, src, tin, tout, args.label_smoothing)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-            opt.step()
-            total += loss.item()
+            total += train_step(model, opt, src, tin, tout, args.label_smoothing, args.clip)
             seen_tokens += int((tout != PAD).sum())
             if bar is not None:
                 bar.update(1)

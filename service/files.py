@@ -21,6 +21,7 @@ from pathlib import Path
 from .errors import InvalidInput, PayloadTooLarge
 from .segment import split
 
+
 @dataclass
 class Document:
     """A document cut into texts for the model: `texts[i]` is translated and put back by `join`."""
@@ -43,9 +44,9 @@ def split_txt(data: bytes, max_chars: int) -> Document:
     original whitespace and line breaks. 413 if one sentence is longer than `max_chars`."""
     text = _decode(data)
     seg = split(text)
-    lines, pos = [], len(seg.gaps[0])
+    lines, line, counted, pos = [], 1, 0, len(seg.gaps[0])   # line breaks in text[:counted] are in `line`
     for sentence, gap in zip(seg.sentences, seg.gaps[1:]):
-        line = text.count("\n", 0, pos) + 1
+        line, counted = line + text.count("\n", counted, pos), pos
         if len(sentence) > max_chars:
             raise PayloadTooLarge(f"line {line} has a sentence of {len(sentence)} characters, which exceeds the "
                                   f"text limit of {max_chars} (TRANSLATOR_MAX_TEXT_CHARS); split it")

@@ -26,7 +26,7 @@ _EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 # and codes and units written together with their digits (4x4  KV62  km2  A380  1990s  Covid-19), which the
 # model would otherwise mistranslate digit by digit
 _NUMBER = r"(?<![\w.,])(?:\w+-)*\w*\d\w*(?:[.,:/-]\w*\d\w*)*"
-# a capitalised word, or a word with an inner capital or digit (iPhone, A380); tested for rarity separately
+# a capitalised word, or a word with an inner capital (iPhone); tested for rarity separately
 _NAME = r"\b[A-Z][\w'’-]*[\w]|\b[a-z]+[A-Z][\w]*"
 _SPAN = re.compile(f"(?P<url>{_URL})|(?P<email>{_EMAIL})|(?P<num>{_NUMBER})|(?P<name>{_NAME})")
 

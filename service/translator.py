@@ -163,8 +163,7 @@ class Sequence:
         self.block = block                                          # the guards below on
         # placeholder tokens (model.json "placeholders"): only the source's slots, each once per hypothesis;
         # a slot the source does not have would restore to nothing
-        self.open_slots = frozenset(slots[:len(self.spans)]) if block else frozenset()
-        self.closed = frozenset(slots[len(self.spans):]) if block else frozenset()
+        self.open_slots, self.closed = frozenset(slots[:len(self.spans)]), frozenset(slots[len(self.spans):])
         self.src_ids, self.k, self.nbest, self.want_attn = src_ids, k, nbest, want_attn
         self.lp, self.max_len, self.tag = length_penalty, max_len, tag
         self.min_len = min(min_len, max_len - 1)
