@@ -2,7 +2,8 @@
 
 `python -m export corpus --out runs/x` writes train.tsv / val.tsv / test.tsv and corpus.json (what each
 source gave, what each filter removed, and the credit line of every source used) into a run directory;
-`python -m export train --out runs/x` then trains on it. What each kind of example becomes:
+`python -m export train --out runs/x` then trains on it; `--repeat eng-pol.tsv=3` weights a source by repeating
+its training pairs (docs/quality.md says which weighting was measured). What each kind of example becomes:
 
 - sentence pairs (Tatoeba and the game, help and documentation catalogues): kept, after the noise filters;
 - interface labels (LibreOffice's short menu strings): only its full sentences (4+ words ending in . ! ?),
@@ -89,7 +90,7 @@ def read_source(path: Path, kind: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def build(data: Path, test_from: Path | None, n_val: int, seed: int):
+def build(data: Path, test_from: Path | None, n_val: int, seed: int, repeat: dict[str, int] | None = None):
     dev = set()
     for name in DEV_SETS:
         for en, pl in read_tsv(data / name):
@@ -114,13 +115,14 @@ def build(data: Path, test_from: Path | None, n_val: int, seed: int):
             pairs.append((en, pl, name))
             kept += 1
         stats[name] = {"kind": kind, "credit": credit, "licence": licence, "read": len(raw), "kept": kept,
-                       "dropped": dict(dropped)}
+                       "dropped": dict(dropped), "repeat": (repeat or {}).get(name, 1)}
         print(f"{name:42s} {kind:10s} read {len(raw):6d}  kept {kept:6d}  dropped {dict(dropped)}", flush=True)
     # validation: English sentences of the sentence sources only (early stopping on what the service is for)
     sent = [(en, pl) for en, pl, name in pairs if SOURCES[name][0] == "sentences"]
     train_s, val, _ = split_by_source(sent, n_val, 0, seed)
     val_en = {en for en, _ in val}
-    train = [(en, pl) for en, pl, _ in pairs if en not in val_en]
+    repeat = repeat or {}
+    train = [(en, pl) for en, pl, name in pairs if en not in val_en for _ in range(repeat.get(name, 1))]
     random.Random(seed).shuffle(train)
     return train, val, stats
 
@@ -132,13 +134,21 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="the Tatoeba test split to keep out of training and copy as the run's test.tsv")
     p.add_argument("--val", type=int, default=1000, help="English sentences held out for validation")
     p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--repeat", nargs="*", default=[], metavar="SOURCE=N",
+                   help="weight a source by repeating its training pairs N times, e.g. eng-pol.tsv=3")
 
 
 def run(args) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     test_from = Path(args.test_from) if args.test_from else None
-    train, val, stats = build(Path(args.data), test_from, args.val, args.seed)
+    repeat = {}
+    for item in args.repeat:
+        name, _, n = item.partition("=")
+        if name not in SOURCES or not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"--repeat {item}: expected SOURCE=N with SOURCE one of {', '.join(SOURCES)}")
+        repeat[name] = int(n)
+    train, val, stats = build(Path(args.data), test_from, args.val, args.seed, repeat)
     write_tsv(out / "train.tsv", train)
     write_tsv(out / "val.tsv", val)
     if test_from:

@@ -36,3 +36,9 @@ def test_build_keeps_evaluation_and_test_sentences_out(tmp_path):
     assert stats["eng-pol.tsv"]["dropped"] == {"evaluation set": 1, "Tatoeba test split": 1}
     assert sum(en == "Close the door, please." for en, _ in everything) == 1     # deduplicated across sources
     assert stats["extra/cdda.tsv"]["credit"] and stats["extra/cdda.tsv"]["licence"]
+    # weighting: a repeated source's training pairs appear N times, validation pairs never
+    train3, val3, stats3 = build(data, test, n_val=4, seed=1, repeat={"eng-pol.tsv": 3})
+    assert val3 == val and stats3["eng-pol.tsv"]["repeat"] == 3
+    tatoeba = [p for p in train if p[0].startswith("Sentence number")]
+    assert sorted(p for p in train3 if p[0].startswith("Sentence number")) == sorted(tatoeba * 3)
+    assert sum(en == "Close the door, please." for en, _ in train3) == 1
