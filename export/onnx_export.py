@@ -238,8 +238,9 @@ def _training_data(run_dir: Path) -> dict:
                 "attribution": ATTRIBUTION}
     corpus = json.loads((run_dir / "corpus.json").read_text())
     return {"data": "Tatoeba eng-pol plus ../shared/data/extra (python -m export corpus)",
-            "sources": [{"file": name, "kind": s["kind"], "pairs": s["kept"], "credit": s["credit"],
-                         "license": s["licence"]} for name, s in corpus["sources"].items() if s["kept"]],
+            "sources": [{"file": name, "kind": s["kind"], "pairs": s["kept"], "repeat": s.get("repeat", 1),
+                         "credit": s["credit"], "license": s["licence"]}
+                        for name, s in corpus["sources"].items() if s["kept"]],
             "attribution": ATTRIBUTION}
 
 
