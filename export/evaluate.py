@@ -3,7 +3,8 @@
 
 Per set and beam: sacrebleu BLEU and chrF; the repetition rate (share of outputs in which one word 4-gram
 occurs three times or more: the looping the decoder guards against); the number-preservation rate (share of
-the source's digit sequences found in the output); and chrF by source length (words).
+the source's digit sequences found in the output); invented numbers (outputs with a digit sequence the source
+does not have); and chrF by source length (words).
 """
 from __future__ import annotations
 
@@ -62,6 +63,11 @@ def numbers_kept(src: str, hyp: str) -> tuple[int, int]:
     return sum(min(c, got[d]) for d, c in want.items()), sum(want.values())
 
 
+def invents_numbers(src: str, hyp: str) -> bool:
+    """Does the output hold a digit sequence the source does not (or more often than the source)?"""
+    return bool(Counter(re.findall(r"\d+", hyp)) - Counter(re.findall(r"\d+", src)))
+
+
 def score(src: list[str], hyps: list[str], refs: list[str]) -> dict:
     import sacrebleu
 
@@ -79,6 +85,7 @@ def score(src: list[str], hyps: list[str], refs: list[str]) -> dict:
             "repetition_rate": round(sum(map(repeats, hyps)) / max(len(hyps), 1), 4),
             "repeating_outputs": sum(map(repeats, hyps)),
             "numbers_preserved": round(found / total, 4) if total else None, "digit_sequences": total,
+            "invented_numbers": sum(map(invents_numbers, src, hyps)),
             "chrf_by_source_words": buckets}
 
 
@@ -97,7 +104,7 @@ def evaluate(model_dir: Path, data: Path, beams=(1, 3, 5), limit: int = 0, tr=No
         result[name] = {"beam_size": k, **score(src, hyps, refs), "seconds": round(time.time() - t0, 1)}
         r = result[name]
         print(f"{Path(data).name} {name}: BLEU {r['bleu']}  chrF {r['chrf']}  repeating {r['repeating_outputs']}"
-              f"/{len(pairs)}  numbers kept {r['numbers_preserved']}  by length "
+              f"/{len(pairs)}  numbers kept {r['numbers_preserved']}  invented {r['invented_numbers']}  by length "
               + " ".join(f"{b}:{v['chrf']}" for b, v in r["chrf_by_source_words"].items()), flush=True)
     return result
 

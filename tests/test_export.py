@@ -165,3 +165,13 @@ def test_a_run_stopped_mid_epoch_resumes_there_and_from_a_snapshot(tmp_path, run
     history = json.loads((fresh / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert (fresh / "spm_en.model").read_bytes() == (out / "spm_en.model").read_bytes()
+
+
+def test_quality_metrics_count_numbers_kept_and_invented():
+    from export.evaluate import invents_numbers, numbers_kept, repeats
+
+    assert numbers_kept("In 2016, 12 of 12 firms.", "W 2016 r. 12 z 1 firm.") == (2, 3)   # a multiset
+    assert not invents_numbers("In 2016, 12 of 12 firms.", "W 2016 r. 12 z 12 firm.")
+    assert invents_numbers("The pilot was named.", "Pilot 0 został nazwany.")          # a digit from nowhere
+    assert invents_numbers("It costs 5 euro.", "Kosztuje 5 euro, 5 euro.")              # more often than the source
+    assert repeats("a b c d a b c d a b c d") and not repeats("a b c d a b c d")
