@@ -67,6 +67,12 @@ class Translator:
         # rare names as placeholder symbols, and its outputs get them back (service/placeholders.py)
         self.rare = rare_word(self.sp_src) if self.info.placeholders else None
         self.slot_ids = [self.sp_tgt.piece_to_id(p) for p in SYMBOLS] if self.info.placeholders else []
+        # such a model never needs a digit of its own (every number of the source is in a placeholder), nor a
+        # bare bracket of one: pieces it may not write, and the source pieces that lift the digit ban
+        self.bracket_ids = _pieces(self.sp_tgt, lambda t: "⟦" in t or "⟧" in t, self.slot_ids)
+        self.digit_ids = _pieces(self.sp_tgt, lambda t: any(c.isdigit() for c in t), self.slot_ids)
+        self.source_digit_ids = frozenset(_pieces(self.sp_src, lambda t: any(c.isdigit() for c in t),
+                                                  [self.sp_src.piece_to_id(p) for p in SYMBOLS]))
 
     @property
     def provider(self) -> str:
@@ -86,6 +92,14 @@ class Translator:
             text, spans = protect(text, self.rare)
         ids = self.sp_src.encode(text) if text else []
         return (ids + [self.info.eos_id] if ids else []), spans
+
+    def closed_for(self, ids: list[int]) -> list[int]:
+        """Target pieces a sentence's output may not hold (besides placeholder slots the source does not have):
+        for a model with placeholders, bare placeholder brackets, and digits unless the source (after
+        `protect`) still holds one, so the model cannot invent a number."""
+        if not self.slot_ids:
+            return []
+        return self.bracket_ids + ([] if self.source_digit_ids.intersection(ids) else self.digit_ids)
 
     def max_length_for(self, n_src: int) -> int:
         """Longest output allowed for a source of n_src tokens (Polish runs ~1.3x English in subwords)."""
@@ -147,7 +161,7 @@ class Translator:
                 seqs.append(Sequence(ids, beam_size, num_hypotheses, return_attention, length_penalty,
                                      max_decoding_length or self.max_length_for(len(ids)), tag=i,
                                      min_len=self.min_length_for(len(ids)), spans=spans, block=self.guards,
-                                     slots=self.slot_ids))
+                                     slots=self.slot_ids, closed=self.closed_for(ids)))
             else:   # blank texts never reach the model
                 results[i] = TranslationResult([Hypothesis("", 0.0, [], [] if return_attention else None)])
         return results, seqs
@@ -158,12 +172,15 @@ class Sequence:
 
     def __init__(self, src_ids: list[int], k: int = 1, nbest: int = 1, want_attn: bool = False,
                  length_penalty: float = 1.0, max_len: int = 100, tag=None, min_len: int = 0,
-                 spans: list[str] | None = None, block: bool = True, slots: list[int] | tuple[int, ...] = ()):
+                 spans: list[str] | None = None, block: bool = True, slots: list[int] | tuple[int, ...] = (),
+                 closed: list[int] | tuple[int, ...] = ()):
         self.spans = spans or []                                    # protected text, by placeholder slot
         self.block = block                                          # the guards below on
         # placeholder tokens (model.json "placeholders"): only the source's slots, each once per hypothesis;
-        # a slot the source does not have would restore to nothing
-        self.open_slots, self.closed = frozenset(slots[:len(self.spans)]), frozenset(slots[len(self.spans):])
+        # a slot the source does not have would restore to nothing. `closed`: other tokens never allowed.
+        self.open_slots = frozenset(slots[:len(self.spans)])
+        self.closed = frozenset(slots[len(self.spans):]) | frozenset(closed) if block else frozenset()
+        self.closed_ids = np.fromiter(self.closed, dtype=np.int64) if self.closed else None  # for beam rows
         self.src_ids, self.k, self.nbest, self.want_attn = src_ids, k, nbest, want_attn
         self.lp, self.max_len, self.tag = length_penalty, max_len, tag
         self.min_len = min(min_len, max_len - 1)
@@ -180,10 +197,11 @@ class Sequence:
         return _repeats(toks, tok)
 
     def refusals(self, toks: list[int]) -> list[int]:
-        """Every token `refused` after toks (for beam rows, which rank all tokens at once)."""
+        """Every token `refused` after toks but those of `closed_ids` (for beam rows, which rank all tokens at
+        once and mask `closed_ids` as one array)."""
         if not self.block:
             return []
-        return _banned(toks) + [*self.closed] + [t for t in self.open_slots if t in toks]
+        return _banned(toks) + [t for t in self.open_slots if t in toks]
 
 
 class DecodeBatch:
@@ -265,9 +283,12 @@ class DecodeBatch:
                 block = logp[o0:o0 + k]
                 bans = [(r, t) for r in range(k) for t in q.refusals(self.toks[o0 + r])]
                 bans += [(r, eos) for r in range(k)] if early else []
-                if bans:                         # banned continuations never rank (k rows always stay alive)
+                if bans or q.closed_ids is not None:   # banned continuations never rank (k rows stay alive)
                     block = block.copy()
-                    block[[r for r, _ in bans], [t for _, t in bans]] = -np.inf
+                    if bans:
+                        block[[r for r, _ in bans], [t for _, t in bans]] = -np.inf
+                    if q.closed_ids is not None:
+                        block[:, q.closed_ids] = -np.inf
                 cand = (self.score[o0:o0 + k, None] + block).ravel()   # (k*V,)
                 top = np.argpartition(-cand, 2 * k)[:2 * k]
                 top = top[np.argsort(-cand[top])]
@@ -379,6 +400,23 @@ class DecodeBatch:
                            [sp.id_to_piece(x) for x in p],
                            [row[:n].tolist() for row in att] if att is not None else None) for s, p, att in best]
         q.result = TranslationResult(hyps, [self.tr.sp_src.id_to_piece(x) for x in q.src_ids])
+
+
+def _pieces(sp, test, skip) -> list[int]:
+    """Ids of the pieces of tokenizer `sp` whose text passes `test`, but `skip` (a byte piece's text is its
+    character if it is ASCII; other bytes are parts of characters)."""
+    ids = []
+    for i in range(sp.get_piece_size()):
+        if i in skip or sp.is_control(i) or sp.is_unknown(i):
+            continue
+        if sp.is_byte(i):
+            byte = int(sp.id_to_piece(i)[1:-1], 16)
+            text = chr(byte) if byte < 0x80 else ""
+        else:
+            text = sp.id_to_piece(i)
+        if test(text):
+            ids.append(i)
+    return ids
 
 
 def _repeats(toks: list[int], tok: int, n: int = NO_REPEAT_NGRAM, limit: int = MAX_REPEATS) -> bool:

@@ -219,6 +219,61 @@ def test_placeholders_only_the_sources_slots_each_once():
     assert q.refused([7], 102) and q.refused([7], 109)          # not in the source
     assert not q.refused([7], 100) and not q.refused([7], 101)
     assert q.refused([7, 100], 100) and not q.refused([7, 100], 101)   # each slot once
-    assert sorted(q.refusals([7, 100])) == [100] + slots[2:]
+    assert q.refusals([7, 100]) == [100] and sorted(q.closed_ids.tolist()) == slots[2:]   # beam rows mask these
     plain = Sequence([5, 2], spans=["42"], slots=slots, block=False)  # guards off: the model's own search
     assert not plain.refused([100], 100) and plain.refusals([100]) == []
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_closed_tokens_never_appear_greedy_or_beam(translator, beam):
+    """Tokens a sentence may not produce (Translator.closed_for: placeholder brackets, invented digits) are
+    masked in the real decoding loop: here the very tokens the model writes for these sentences."""
+    from service.translator import DecodeBatch
+
+    texts = ["We have the book too.", "They like the tea too.", "Thank you."]
+    free = translator.translate_batch(texts, beam_size=beam)
+    for s, r in zip(texts, free):
+        wanted = [translator.sp_tgt.piece_to_id(p) for p in r.hypotheses[0].tokens][:2]
+        q = Sequence(translator.encode_source(s), beam, 1, False, 1.0, 30, closed=wanted)
+        batch = DecodeBatch(translator)
+        batch.add([q])
+        while batch.rows:
+            batch.step()
+        got = [translator.sp_tgt.piece_to_id(p) for p in q.result.hypotheses[0].tokens]
+        assert got and not set(wanted) & set(got)
+        off = Sequence(translator.encode_source(s), beam, 1, False, 1.0, 30, closed=wanted, block=False)
+        assert off.closed_ids is None                      # guards off: nothing closed
+
+
+def test_digit_and_bracket_pieces_of_a_placeholder_model(tmp_path, model_dir):
+    """The ban lists behind closed_for, read from a tokenizer trained as the export trains them (byte fallback,
+    the placeholder symbols): digit pieces, ASCII digit bytes included, never a placeholder symbol nor a byte
+    that is part of a letter; a source that still holds a digit lifts the digit ban; a model without
+    placeholders closes nothing."""
+    from types import SimpleNamespace
+
+    import sentencepiece as spm
+
+    from service.placeholders import SYMBOLS
+    from service.translator import _pieces
+
+    lines = [f"Mam {n} kotów i {n * 7} psów, {n}0 złotych." for n in range(300)] + ["Łódź ⟦ ⟧ żółw"] * 50
+    (tmp_path / "c.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(tmp_path / "c.txt"), model_prefix=str(tmp_path / "t"), vocab_size=400,
+                                   byte_fallback=True, user_defined_symbols=SYMBOLS, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "t.model"))
+    slots = [sp.piece_to_id(p) for p in SYMBOLS]
+    digits = _pieces(sp, lambda t: any(c.isdigit() for c in t), slots)
+    texts = {sp.id_to_piece(i) for i in digits}
+    assert {f"<0x{0x30 + d:02X}>" for d in range(10)} <= texts                 # the digit bytes
+    assert not texts & {*SYMBOLS, "<0xB2>", "<0xC5>", "<0x82>"}                # not slots, not parts of "ł"
+    assert all(any(c.isdigit() for c in sp.decode([i])) for i in digits)
+    assert any(not sp.is_byte(i) for i in digits)                              # and learned pieces like "7"
+    brackets = _pieces(sp, lambda t: "⟦" in t or "⟧" in t, slots)
+    assert brackets and all(sp.decode([i]).strip("▁ ") in ("⟦", "⟧") for i in brackets)
+
+    tr = SimpleNamespace(slot_ids=slots, bracket_ids=brackets, digit_ids=digits,
+                         source_digit_ids=frozenset(_pieces(sp, lambda t: any(c.isdigit() for c in t), slots)))
+    assert Translator.closed_for(tr, sp.encode("Mam ⟦0⟧ kotów.")) == brackets + digits   # slots are not digits
+    assert Translator.closed_for(tr, sp.encode("Mam 3 koty.")) == brackets
+    assert Translator(model_dir, provider="cpu").closed_for([5, 6, 2]) == []   # no placeholders: nothing
