@@ -85,7 +85,8 @@ def test_demo_page_translates_and_draws_the_attention(browser, start_server):
 
     # the same request through the API: the page must show exactly what it answers
     expected = api(server.url, q="How are you?", alternatives=2, return_attention=True).json()
-    assert page.inner_text("#translation") == expected["translatedText"] == "Jak się pan miewa?"
+    assert page.inner_text("#translation") == expected["translatedText"]
+    assert "się" in expected["translatedText"]                 # the shipped model's Polish, not an echo
     alts = page.locator("#alternatives li")
     assert alts.count() == len(expected["alternatives"]) == 2
     for i, (text, score) in enumerate(zip(expected["alternatives"], expected["alternative_scores"])):
