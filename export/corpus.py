@@ -91,6 +91,7 @@ def read_source(path: Path, kind: str) -> list[tuple[str, str]]:
 
 
 def build(data: Path, test_from: Path | None, n_val: int, seed: int, repeat: dict[str, int] | None = None):
+    repeat = repeat or {}
     dev = set()
     for name in DEV_SETS:
         for en, pl in read_tsv(data / name):
@@ -115,13 +116,12 @@ def build(data: Path, test_from: Path | None, n_val: int, seed: int, repeat: dic
             pairs.append((en, pl, name))
             kept += 1
         stats[name] = {"kind": kind, "credit": credit, "licence": licence, "read": len(raw), "kept": kept,
-                       "dropped": dict(dropped), "repeat": (repeat or {}).get(name, 1)}
+                       "dropped": dict(dropped), "repeat": repeat.get(name, 1)}
         print(f"{name:42s} {kind:10s} read {len(raw):6d}  kept {kept:6d}  dropped {dict(dropped)}", flush=True)
     # validation: English sentences of the sentence sources only (early stopping on what the service is for)
     sent = [(en, pl) for en, pl, name in pairs if SOURCES[name][0] == "sentences"]
     train_s, val, _ = split_by_source(sent, n_val, 0, seed)
     val_en = {en for en, _ in val}
-    repeat = repeat or {}
     train = [(en, pl) for en, pl, name in pairs if en not in val_en for _ in range(repeat.get(name, 1))]
     random.Random(seed).shuffle(train)
     return train, val, stats

@@ -57,15 +57,19 @@ def repeats(text: str, n: int = 4, times: int = 3) -> bool:
     return any(c >= times for c in Counter(tuple(w[i:i + n]) for i in range(len(w) - n + 1)).values())
 
 
+def digit_sequences(text: str) -> Counter:
+    return Counter(re.findall(r"\d+", text))
+
+
 def numbers_kept(src: str, hyp: str) -> tuple[int, int]:
     """(digit sequences of the source found in the output, digit sequences of the source), as multisets."""
-    want, got = Counter(re.findall(r"\d+", src)), Counter(re.findall(r"\d+", hyp))
-    return sum(min(c, got[d]) for d, c in want.items()), sum(want.values())
+    want = digit_sequences(src)
+    return sum((want & digit_sequences(hyp)).values()), sum(want.values())
 
 
 def invents_numbers(src: str, hyp: str) -> bool:
     """Does the output hold a digit sequence the source does not (or more often than the source)?"""
-    return bool(Counter(re.findall(r"\d+", hyp)) - Counter(re.findall(r"\d+", src)))
+    return bool(digit_sequences(hyp) - digit_sequences(src))
 
 
 def score(src: list[str], hyps: list[str], refs: list[str]) -> dict:

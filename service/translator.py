@@ -69,10 +69,14 @@ class Translator:
         self.slot_ids = [self.sp_tgt.piece_to_id(p) for p in SYMBOLS] if self.info.placeholders else []
         # such a model never needs a digit of its own (every number of the source is in a placeholder), nor a
         # bare bracket of one: pieces it may not write, and the source pieces that lift the digit ban
-        self.bracket_ids = _pieces(self.sp_tgt, lambda t: "⟦" in t or "⟧" in t, self.slot_ids)
-        self.digit_ids = _pieces(self.sp_tgt, lambda t: any(c.isdigit() for c in t), self.slot_ids)
-        self.source_digit_ids = frozenset(_pieces(self.sp_src, lambda t: any(c.isdigit() for c in t),
-                                                  [self.sp_src.piece_to_id(p) for p in SYMBOLS]))
+        self.bracket_ids: list[int] = []
+        self.digit_ids: list[int] = []
+        self.source_digit_ids: frozenset[int] = frozenset()
+        if self.info.placeholders:
+            self.bracket_ids = _pieces(self.sp_tgt, lambda t: "⟦" in t or "⟧" in t, self.slot_ids)
+            self.digit_ids = _pieces(self.sp_tgt, _has_digit, self.slot_ids)
+            self.source_digit_ids = frozenset(_pieces(self.sp_src, _has_digit,
+                                                      [self.sp_src.piece_to_id(p) for p in SYMBOLS]))
 
     @property
     def provider(self) -> str:
@@ -400,6 +404,10 @@ class DecodeBatch:
                            [sp.id_to_piece(x) for x in p],
                            [row[:n].tolist() for row in att] if att is not None else None) for s, p, att in best]
         q.result = TranslationResult(hyps, [self.tr.sp_src.id_to_piece(x) for x in q.src_ids])
+
+
+def _has_digit(text: str) -> bool:
+    return any(c.isdigit() for c in text)
 
 
 def _pieces(sp, test, skip) -> list[int]:
