@@ -1,5 +1,5 @@
 """Language identification for `POST /detect` and `source: "auto"`, with py3langid (a maintained fork of
-langid.py: a naive Bayes model over byte n-grams for 97 languages, shipped inside the package; 4.5 MB
+langid.py: a naive Bayes model over byte n-grams for 141 languages, shipped inside the package; 4.5 MB
 installed, numpy only; nothing is downloaded at run time).
 
 Why py3langid: it is small and fast (0.06 ms a sentence here, docs/benchmarks/detect.md), and on the held-out
@@ -9,7 +9,8 @@ Its cost is memory: loaded, it adds 74-82 MiB to the server process (detect.md h
 
 The rule for `source: "auto"` (`Detector.judge`): a text is refused as not English only when it has at
 least MIN_LETTERS letters AND the detector gives another language at least MIN_CONFIDENCE. Everything else, i.e.
-short texts ("Hi", "OK", "Tom stood."), texts without letters (numbers, emoji, code) and ambiguous texts (no
+short texts ("Hi", "OK", "Tom stood."), texts without letters (numbers, emoji, code), texts the detector
+itself calls `zxx` ("no linguistic content": symbols, styled letters such as 𝕋𝕙𝕖) and ambiguous texts (no
 language that sure), is translated as English, which is what this service assumes anyway. On the 1,588 English
 sentences of the test split this rule refuses none; of their 1,588 Polish translations it refuses 1,467 (92%;
 most of the rest are shorter than MIN_LETTERS letters). `source: "en"` never runs the detector.
@@ -25,12 +26,13 @@ from .errors import InvalidInput
 
 MIN_LETTERS = 10        # fewer letters than this: too short to tell, translated as English
 MIN_CONFIDENCE = 0.8    # a language other than English must be at least this sure to refuse a text
+NO_LANGUAGE = "zxx"     # py3langid's class for "no linguistic content" (ISO 639-2), a reason to refuse nothing
 TOP = 3                 # /detect lists at most this many languages
 T = TypeVar("T")
 
 
 class Detection(TypedDict):
-    """LibreTranslate's shape: confidence in percent (0-100), language as an ISO 639-1 code."""
+    """LibreTranslate's shape: confidence in percent (0-100), language as an ISO 639 code (ISO 639-1 where it has one)."""
 
     language: str
     confidence: float
@@ -49,13 +51,17 @@ class Detector:
         return self._ident.rank(text)
 
     def detect(self, text: str) -> list[Detection]:
-        """The most likely languages, LibreTranslate's shape. A text with no letters has no language: the answer
-        is LibreTranslate's for that case, English with confidence 0."""
+        """The most likely languages, LibreTranslate's shape. A text with no letters, or one the detector finds
+        no linguistic content in, has no language: the answer is LibreTranslate's for that case, English with
+        confidence 0."""
+        nothing = [Detection(language="en", confidence=0.0)]
         if not any(ch.isalpha() for ch in text):
-            return [Detection(language="en", confidence=0.0)]
-        ranked = [(lang, round(p * 100, 1)) for lang, p in self.rank(text)[:TOP]]
-        return [Detection(language=lang, confidence=c) for lang, c in ranked if c > 0] or \
-            [Detection(language="en", confidence=0.0)]
+            return nothing
+        ranked = self.rank(text)
+        if ranked[0][0] == NO_LANGUAGE:
+            return nothing
+        top = [(lang, round(p * 100, 1)) for lang, p in ranked if lang != NO_LANGUAGE][:TOP]
+        return [Detection(language=lang, confidence=c) for lang, c in top if c > 0] or nothing
 
     def judge(self, text: str) -> tuple[Detection | None, float]:
         """(the language `text` is written in when the rule above is sure it is not English, else None; and
@@ -65,7 +71,7 @@ class Detector:
         ranked = self.rank(text)
         english = round(dict(ranked).get("en", 0.0) * 100, 1)
         (lang, p) = ranked[0]
-        if lang != "en" and p >= MIN_CONFIDENCE and sum(ch.isalpha() for ch in text) >= MIN_LETTERS:
+        if lang not in ("en", NO_LANGUAGE) and p >= MIN_CONFIDENCE and sum(ch.isalpha() for ch in text) >= MIN_LETTERS:
             return Detection(language=lang, confidence=round(p * 100, 1)), english
         return None, english
 
@@ -96,7 +102,7 @@ def detect_source(texts: list[str]) -> list[Detection]:
         other, english = found.judge(text)
         if other is not None:
             where = f"text {i}" if len(texts) > 1 else "the text"
-            raise InvalidInput(f"{where} looks like {other['language']!r} (ISO 639-1 code; confidence "
+            raise InvalidInput(f"{where} looks like {other['language']!r} (ISO 639 code; confidence "
                                f"{other['confidence']:g}%), not English: this service translates English to Polish "
                                "only; send English, or source 'en' to translate it as English anyway")
         detected.append(Detection(language="en", confidence=english))

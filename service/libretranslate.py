@@ -45,7 +45,7 @@ class DetectRequest(msgspec.Struct):
 
 
 class DetectedLanguage(msgspec.Struct):
-    language: Annotated[str, msgspec.Meta(description="ISO 639-1 code (97 languages)")]
+    language: Annotated[str, msgspec.Meta(description="ISO 639 code (141 languages; 2 letters where ISO 639-1 has one)")]
     confidence: Annotated[float, msgspec.Meta(ge=0, le=100, description="in percent")]
 
 

@@ -6,7 +6,7 @@ from litestar.testing import TestClient
 
 from conftest import SHIPPED_MODEL
 from service.app import create_app
-from service.detect import MIN_LETTERS, detector
+from service.detect import MIN_LETTERS, NO_LANGUAGE, detector
 from service.settings import Settings
 
 OTHER = {  # sentences a user might paste by mistake, and the language they are in
@@ -36,6 +36,20 @@ def test_short_or_letterless_texts_are_taken_as_english(text):
     assert d.not_english(text) is None
     if not any(ch.isalpha() for ch in text):
         assert d.detect(text) == [{"language": "en", "confidence": 0.0}]   # LibreTranslate's "nothing detected"
+
+
+STYLED = "𝕋𝕙𝕖 𝕢𝕦𝕚𝕔𝕜 𝕓𝕣𝕠𝕨𝕟 𝕗𝕠𝕩 𝕛𝕦𝕞𝕡𝕤 𝕠𝕧𝕖𝕣 𝕥𝕙𝕖 𝕝𝕒𝕫𝕪 𝕕𝕠𝕘"   # letters, but styled: no language
+
+
+def test_no_linguistic_content_is_no_language():
+    """py3langid has a class for "no linguistic content" (zxx); it is not a language to refuse a text for, nor
+    one to list: a schemathesis run found "𝕋𝕙𝕖 𝕢𝕦𝕚𝕔𝕜 …" refused as 'zxx'."""
+    d = detector()
+    assert d.rank(STYLED)[0][0] == NO_LANGUAGE            # what the detector makes of it (the reason for the rule)
+    assert d.not_english(STYLED) is None
+    assert d.detect(STYLED) == [{"language": "en", "confidence": 0.0}]
+    assert all(x["language"] != NO_LANGUAGE for text in [*OTHER.values(), "Hello there, my friend."]
+               for x in d.detect(text))
 
 
 def test_the_rule_keeps_every_english_sentence_of_the_test_split():
@@ -87,6 +101,9 @@ def test_auto_source_refuses_other_languages_and_reports_english(client):
     assert one["translatedText"] == client.post("/translate", json={"q": "Where is the station?"}).json()["translatedText"]
     many = client.post("/translate", json={"q": ["Where is the station?", "Hi"], "source": "auto"}).json()
     assert [d["language"] for d in many["detectedLanguage"]] == ["en", "en"]
+    # what schemathesis sent (a flag, styled letters, a private-use character, DEL): nothing to refuse
+    odd = client.post("/translate", json={"q": ["🇺🇸", STYLED, "\uef1b"], "source": "auto", "format": "html"})
+    assert odd.status_code == 200, odd.text
     # source "en" never runs the detector: the text is translated as English, whatever it is
     assert client.post("/translate", json={"q": OTHER["de"], "source": "en"}).status_code == 200
     assert "detectedLanguage" not in client.post("/translate", json={"q": "Hi"}).json()
