@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 
 class Detection(TypedDict):
-    """LibreTranslate's shape: confidence in percent (0-100), language as an ISO 639 code (ISO 639-1 where it has one)."""
+    """LibreTranslate's shape: confidence in percent (0-100), language as an ISO 639 code (639-1 where one exists)."""
 
     language: str
     confidence: float

@@ -45,7 +45,7 @@ class DetectRequest(msgspec.Struct):
 
 
 class DetectedLanguage(msgspec.Struct):
-    language: Annotated[str, msgspec.Meta(description="ISO 639 code (141 languages; 2 letters where ISO 639-1 has one)")]
+    language: Annotated[str, msgspec.Meta(description="ISO 639 code (141 languages; 639-1 where one exists)")]
     confidence: Annotated[float, msgspec.Meta(ge=0, le=100, description="in percent")]
 
 
