@@ -17,7 +17,6 @@ import glob
 import json
 import os
 import platform
-import random
 import shutil
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import sysconfig
 import time
 from pathlib import Path
 
-from bench.run import REPO, compute_ceiling, pct, run_http, run_inprocess, start_server
+from bench.run import REPO, compute_ceiling, held_out_sentences, pct, run_http, run_inprocess, start_server
 
 NO_CUDA = 2          # exit status when CUDA cannot be used
 
@@ -111,15 +110,12 @@ def main(argv=None):
 
     import onnxruntime as ort
 
-    from export.data import read_tsv
     from service.translator import Translator
 
     t_start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sentences = sorted({en for en, _ in read_tsv(model_dir / "test.tsv")})
-    random.Random(0).shuffle(sentences)
-    sentences = sentences[:args.sentences]
+    sentences = held_out_sentences(model_dir, args.sentences)
     sent_file = out / "gpu_sentences.json"
     sent_file.write_text(json.dumps(sentences, ensure_ascii=False))
     trs = {b: Translator(model_dir, provider=args.provider, io_binding=b) for b in ("on", "off")}

@@ -18,18 +18,11 @@ import time
 from pathlib import Path
 
 from export.data import read_tsv
-from export.evaluate import DEV
+from export.evaluate import evaluation_sets
 from service import translator as T
 from service.translator import Translator
 
 ROWS = 64
-
-
-def sets(model_dir: Path) -> dict[str, list[str]]:
-    return {name: [s for s, _ in read_tsv(path)]
-            for name, path in (("test", model_dir / "test.tsv"),
-                               ("flores200-dev", DEV / "flores200-dev.eng-pol.tsv"),
-                               ("ud-pud", DEV / "ud-pud.eng-pol.tsv"))}
 
 
 def compare(tr: Translator, texts: list[str], beam: int) -> dict:
@@ -58,9 +51,11 @@ def main(argv=None) -> int:
     rows = []
     for model in args.models:
         tr = Translator(model, provider="cpu")
-        for name, texts in sets(Path(model)).items():
+        for path in evaluation_sets(Path(model)):
+            texts = [s for s, _ in read_tsv(path)][:args.limit or None]
             for beam in args.beams:
-                r = {"model": model, "set": name, "beam": beam, "source_block": args.source_block, **compare(tr, texts[:args.limit or None], beam)}
+                r = {"model": model, "set": path.name.split(".")[0], "beam": beam,
+                     "source_block": args.source_block, **compare(tr, texts, beam)}
                 rows.append(r)
                 print(json.dumps({k: v for k, v in r.items() if k != "examples"}), flush=True)
                 for t, a, b in r["examples"]:

@@ -81,6 +81,16 @@ def run_inprocess(translator, sentences, src_len, concurrency, seconds, **engine
     return summarize_records(*asyncio.run(main()), src_len, sentences)
 
 
+def held_out_sentences(model_dir: Path, n: int | None = None) -> list[str]:
+    """The model's held-out English sentences (its test.tsv), deduplicated, in a fixed shuffled order (seed 0):
+    every benchmark sends the same ones."""
+    from export.data import read_tsv
+
+    sentences = sorted({en for en, _ in read_tsv(Path(model_dir) / "test.tsv")})
+    random.Random(0).shuffle(sentences)
+    return sentences[:n]
+
+
 def compute_ceiling(translator, sentences, max_batch=64, n=3000, warm=300, beam=1):
     """The compute ceiling: the engine alone (its encoder and decoder threads), no clients, no HTTP.
 
@@ -268,14 +278,11 @@ def main(argv=None):
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks"))
     args = p.parse_args(argv)
 
-    from export.data import read_tsv
     from service.translator import Translator
 
     out = Path(args.out)
     model_dir = Path(args.model)
-    sentences = sorted({en for en, _ in read_tsv(model_dir / "test.tsv")})
-    random.Random(0).shuffle(sentences)
-    sentences = sentences[:args.sentences]
+    sentences = held_out_sentences(model_dir, args.sentences)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
     if args.only_ceiling:
         res = {}

@@ -9,13 +9,11 @@
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import time
 from pathlib import Path
 
-from bench.run import compute_ceiling
-from export.data import read_tsv
+from bench.run import compute_ceiling, held_out_sentences
 from service import translator as T
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
     model = Path(args.model)
-    sentences = sorted({en for en, _ in read_tsv(model / "test.tsv")})
-    random.Random(0).shuffle(sentences)
+    sentences = held_out_sentences(model)
     tr = T.Translator(model, provider="cpu", intra_threads=2, encoder_threads=1)
     tr.warmup()
     blocks, rows = (1, T.SOURCE_BLOCK), {}

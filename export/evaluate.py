@@ -22,6 +22,12 @@ DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 BUCKETS = [(1, 10), (11, 20), (21, 30), (31, 10_000)]
 
 
+def evaluation_sets(model_dir: Path) -> list[Path]:
+    """The sets `make evaluate` scores: the model's test split, then FLORES-200 dev and UD PUD when present."""
+    dev = [DEV / "flores200-dev.eng-pol.tsv", DEV / "ud-pud.eng-pol.tsv"]
+    return [Path(model_dir) / "test.tsv"] + [p for p in dev if p.exists()]
+
+
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model directory, e.g. models/eng-pol")
     p.add_argument("--data", nargs="+", default=None,
@@ -117,9 +123,7 @@ def run(args) -> dict:
     from service.translator import Translator
 
     model_dir = Path(args.model)
-    sets = [Path(d) for d in args.data] if args.data else \
-        [model_dir / "test.tsv"] + [p for p in (DEV / "flores200-dev.eng-pol.tsv", DEV / "ud-pud.eng-pol.tsv")
-                                    if p.exists()]
+    sets = [Path(d) for d in args.data] if args.data else evaluation_sets(model_dir)
     tr = Translator(model_dir, provider="cpu")
     if tr.rare is not None and args.protect != "names":
         tr.rare = (lambda word: False) if args.protect == "numbers" else None

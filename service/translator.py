@@ -394,7 +394,8 @@ class DecodeBatch:
 
     def _keep_sources(self, order: list[Sequence], offset: dict[int, int]) -> list[int]:
         """The sequences in `order` keep their rows of enc/keys/mask, in that order (`offset`: where each was);
-        the source axis may be trimmed to the longest source still there (in whole blocks). Returns the old row of each new row."""
+        the source axis may be trimmed to the longest source still there, in whole blocks. Returns the old row
+        of each new row."""
         rows = [r for q in order for r in range(offset[id(q)], offset[id(q)] + q.k)]
         self.tensors.take(rows, source_width(max((len(q.src_ids) for q in order), default=0)))
         self.seqs = order
