@@ -50,28 +50,30 @@ class Detector:
         """Every language with its probability (0-1), most likely first."""
         return self._ident.rank(text)
 
-    def detect(self, text: str) -> list[Detection]:
-        """The most likely languages, LibreTranslate's shape. A text with no letters, or one the detector finds
-        no linguistic content in, has no language: the answer is LibreTranslate's for that case, English with
-        confidence 0."""
-        nothing = [Detection(language="en", confidence=0.0)]
+    def languages(self, text: str) -> list[tuple[str, float]]:
+        """`rank` without `zxx`; empty when the text has no language: no letters, or `zxx` ranked first."""
         if not any(ch.isalpha() for ch in text):
-            return nothing
+            return []
         ranked = self.rank(text)
-        if ranked[0][0] == NO_LANGUAGE:
-            return nothing
-        top = [(lang, round(p * 100, 1)) for lang, p in ranked if lang != NO_LANGUAGE][:TOP]
-        return [Detection(language=lang, confidence=c) for lang, c in top if c > 0] or nothing
+        return [] if ranked[0][0] == NO_LANGUAGE else [(lang, p) for lang, p in ranked if lang != NO_LANGUAGE]
+
+    def detect(self, text: str) -> list[Detection]:
+        """The most likely languages, LibreTranslate's shape. A text with no language (`languages`) gets
+        LibreTranslate's answer for that case, English with confidence 0."""
+        top = [(lang, round(p * 100, 1)) for lang, p in self.languages(text)[:TOP]]
+        return [Detection(language=lang, confidence=c) for lang, c in top if c > 0] or \
+            [Detection(language="en", confidence=0.0)]
 
     def judge(self, text: str) -> tuple[Detection | None, float]:
         """(the language `text` is written in when the rule above is sure it is not English, else None; and
-        English's probability in percent, for LibreTranslate's `detectedLanguage`), from one run of the model."""
-        if not any(ch.isalpha() for ch in text):
+        English's probability in percent, for LibreTranslate's `detectedLanguage`: 0 for a text with no
+        language, as /detect says), from one run of the model."""
+        ranked = self.languages(text)
+        if not ranked:
             return None, 0.0
-        ranked = self.rank(text)
         english = round(dict(ranked).get("en", 0.0) * 100, 1)
         (lang, p) = ranked[0]
-        if lang not in ("en", NO_LANGUAGE) and p >= MIN_CONFIDENCE and sum(ch.isalpha() for ch in text) >= MIN_LETTERS:
+        if lang != "en" and p >= MIN_CONFIDENCE and sum(ch.isalpha() for ch in text) >= MIN_LETTERS:
             return Detection(language=lang, confidence=round(p * 100, 1)), english
         return None, english
 

@@ -47,6 +47,7 @@ def test_no_linguistic_content_is_no_language():
     d = detector()
     assert d.rank(STYLED)[0][0] == NO_LANGUAGE            # what the detector makes of it (the reason for the rule)
     assert d.not_english(STYLED) is None
+    assert d.judge(STYLED) == (None, 0.0)                 # detectedLanguage says what /detect says: nothing
     assert d.detect(STYLED) == [{"language": "en", "confidence": 0.0}]
     assert all(x["language"] != NO_LANGUAGE for text in [*OTHER.values(), "Hello there, my friend."]
                for x in d.detect(text))
